@@ -1,0 +1,3 @@
+"""segdeploy: semantic segmentation from PyTorch to verified, fast deployments."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from segdeploy.cli.main import main
+
+main()

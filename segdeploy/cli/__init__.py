@@ -1,0 +1,1 @@
+"""Command line interface; heavy imports (torch, onnx, tensorrt) happen inside commands."""

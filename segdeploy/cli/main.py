@@ -1,0 +1,59 @@
+"""The `segdeploy` command: a click group whose subcommands live in one module each."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from segdeploy import __version__
+from segdeploy.errors import SegdeployError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="segdeploy")
+def cli() -> None:
+    """Semantic segmentation from PyTorch to verified, fast ONNX Runtime / TensorRT deployments.
+
+    \b
+    segdeploy train fcn8s --data brain            -> fcn8s.pt
+    segdeploy export fcn8s.pt                     -> fcn8s.onnx, fcn8s.fp16.onnx
+    segdeploy build fcn8s.fp16.onnx               -> fcn8s.plan (+ fcn8s.plan.json)
+    segdeploy verify fcn8s.pt --engine fcn8s.plan
+    segdeploy bench --engine fcn8s.plan
+    segdeploy predict --engine fcn8s.plan image.png -o mask.png
+    """
+
+
+def _register() -> None:
+    # Each command module imports only click and light segdeploy modules at top level.
+    from segdeploy.cli import info
+
+    for module in (info,):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: SegdeployError becomes one red line and exit code 1."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except SegdeployError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

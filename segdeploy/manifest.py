@@ -1,0 +1,191 @@
+"""Artifact metadata shared by checkpoints, ONNX files and TensorRT plan sidecars. No torch.
+
+One `ModelCard` describes the model (arch, classes, preprocessing, geometry); it travels
+inside the checkpoint, inside the ONNX `metadata_props`, and inside `MODEL.plan.json`, so
+every artifact describes itself (as torchvision's Weights.meta or timm's PretrainedCfg).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from segdeploy import __version__
+from segdeploy.errors import ArtifactError
+
+CARD_SCHEMA_VERSION = 1
+ONNX_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 1
+
+#: ONNX metadata_props key holding the whole ExportInfo as JSON; the flat
+#: `segdeploy.*` keys beside it are for people reading the model in Netron.
+ONNX_METADATA_KEY = "segdeploy"
+
+
+@dataclass
+class ModelCard:
+    """What any consumer must know to feed a model and read its output."""
+
+    arch: str
+    num_classes: int
+    classes: list[str]
+    in_channels: int = 3
+    #: builder keyword arguments: get_model(arch, **config) rebuilds the network
+    config: dict[str, Any] = field(default_factory=dict)
+    #: per-channel, applied to image / 255 (torchvision convention)
+    mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    #: total downsampling of the encoder (32 for FCN/ResNet, 16 for U-Net depth 4)
+    output_stride: int = 32
+    #: H and W must be multiples of this (1: any size is accepted)
+    size_multiple: int = 1
+    #: smallest H and W the model accepts
+    min_size: int = 32
+    #: "same": logits are HxW of the input; "valid": smaller, centred (unet_valid)
+    output_mode: str = "same"
+    #: typical (H, W) the model was trained at; default bench shape and TensorRT opt profile
+    train_size: list[int] = field(default_factory=lambda: [256, 256])
+    #: how a grey image is fed: "grey" (1 channel), "grey3" (replicated to 3), "rgb"
+    channel_mode: str = "rgb"
+    #: what the model was trained on: {"name": "brain", "split": ..., "images": N}
+    trained_on: dict[str, Any] = field(default_factory=dict)
+    #: validation metrics at the saved epoch
+    metrics: dict[str, Any] = field(default_factory=dict)
+    segdeploy_version: str = __version__
+    schema_version: int = CARD_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.classes) != self.num_classes:
+            raise ArtifactError(
+                f"model card lists {len(self.classes)} class names for {self.num_classes} classes",
+                expected="one name per class")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise ArtifactError(
+                f"model card has mean/std of length {len(self.mean)}/{len(self.std)} "
+                f"for {self.in_channels} input channels", expected="one value per channel")
+        if self.output_mode not in ("same", "valid"):
+            raise ArtifactError(f"unknown output_mode {self.output_mode!r}",
+                                expected="'same' or 'valid'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        return _from_dict(cls, data, "model card")
+
+
+@dataclass
+class ExportInfo:
+    """Metadata of one exported ONNX graph: its model card plus how the graph was made."""
+
+    card: ModelCard
+    input_name: str = "input"
+    output_names: list[str] = field(default_factory=lambda: ["logits"])
+    #: "float32" (normalised NCHW) or "uint8" (raw NCHW image, normalised in-graph)
+    input_dtype: str = "float32"
+    preprocess_in_graph: bool = False
+    argmax_in_graph: bool = False
+    precision: str = "fp32"  # "fp32" or "fp16" (mixed: I/O float32)
+    opset: int = 18
+    source_sha256: str = ""
+    input_layout: str = "NCHW"
+    #: names of nodes kept in float32 in an fp16 graph, with the reason
+    fp32_nodes: dict[str, str] = field(default_factory=dict)
+    segdeploy_version: str = __version__
+    schema_version: int = ONNX_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExportInfo:
+        data = dict(data)
+        card = ModelCard.from_dict(data.pop("card", {}))
+        return _from_dict(cls, {**data, "card": card}, "ONNX metadata")
+
+    def to_metadata_props(self) -> dict[str, str]:
+        """Key/value strings for onnx `metadata_props` (the JSON key is what we read back)."""
+        c = self.card
+        flat = {
+            ONNX_METADATA_KEY: json.dumps(self.to_dict(), sort_keys=True),
+            "segdeploy.arch": c.arch,
+            "segdeploy.classes": json.dumps(c.classes),
+            "segdeploy.mean": json.dumps(c.mean),
+            "segdeploy.std": json.dumps(c.std),
+            "segdeploy.output_stride": str(c.output_stride),
+            "segdeploy.input_layout": self.input_layout,
+            "segdeploy.input_dtype": self.input_dtype,
+            "segdeploy.precision": self.precision,
+            "segdeploy.source_sha256": self.source_sha256,
+            "segdeploy.version": self.segdeploy_version,
+        }
+        return flat
+
+    @classmethod
+    def from_metadata_props(cls, props: dict[str, str], *, source: str = "ONNX file") -> ExportInfo:
+        raw = props.get(ONNX_METADATA_KEY)
+        if raw is None:
+            raise ArtifactError(
+                f"{source} has no segdeploy metadata",
+                expected="an ONNX file written by `segdeploy export`",
+                fix="export it with `segdeploy export CHECKPOINT`, or pass the model's "
+                    "classes/mean/std explicitly")
+        try:
+            return cls.from_dict(json.loads(raw))
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{source} has unreadable segdeploy metadata ({exc})") from exc
+
+
+@dataclass
+class PlanManifest:
+    """The `.plan.json` sidecar of a TensorRT engine; the plan itself stays a plain plan."""
+
+    export: ExportInfo
+    tensorrt_version: str
+    precision: str  # "fp16" or "fp32"
+    #: one dict per optimisation profile: {input_name: {"min": [..], "opt": [..], "max": [..]}}
+    profiles: list[dict[str, dict[str, list[int]]]]
+    #: [{"name", "mode": "input"|"output", "dtype", "shape"}]
+    io: list[dict[str, Any]]
+    onnx_sha256: str
+    gpu_name: str = ""
+    compute_capability: str = ""  # "8.7"
+    cuda_version: str = ""
+    build_flags: dict[str, Any] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    parity: dict[str, Any] = field(default_factory=dict)
+    plan_sha256: str = ""
+    segdeploy_version: str = __version__
+    schema_version: int = PLAN_SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanManifest:
+        data = dict(data)
+        export = ExportInfo.from_dict(data.pop("export", {}))
+        return _from_dict(cls, {**data, "export": export}, "plan manifest")
+
+
+def _from_dict(cls: type, data: dict[str, Any], what: str):
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{what} is not a JSON object")
+    supported = {f.name: f.default for f in dataclasses.fields(cls)}.get("schema_version", 1)
+    version = data.get("schema_version", supported)
+    if not isinstance(version, int) or version > supported:
+        raise ArtifactError(
+            f"{what} has schema version {version!r}, newer than this segdeploy understands",
+            expected=f"schema version <= {supported}", fix="upgrade segdeploy")
+    names = {f.name for f in dataclasses.fields(cls)}
+    known = {k: v for k, v in data.items() if k in names}
+    try:
+        obj = cls(**known)
+    except TypeError as exc:
+        raise ArtifactError(f"{what} is incomplete or malformed ({exc})",
+                            fix="re-create the artifact with this segdeploy version") from exc
+    obj.__dict__["_unknown_fields"] = sorted(set(data) - names)  # newer writers may add fields
+    return obj
