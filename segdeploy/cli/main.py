@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -25,12 +26,16 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    # Each command module imports only click and light segdeploy modules at top level.
-    from segdeploy.cli import info
+#: One module per subcommand, each exposing `command`; they import only click and light
+#: segdeploy modules at top level. Add a line here to register a new command.
+COMMAND_MODULES = (
+    "info",
+)
 
-    for module in (info,):
-        cli.add_command(module.command)
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        cli.add_command(importlib.import_module(f"segdeploy.cli.{name}").command)
 
 
 _register()

@@ -1,0 +1,47 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from segdeploy.cli.main import cli, main
+
+
+def test_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "segdeploy", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for name in ("info",):
+        assert name in out
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from segdeploy.cli.main import cli; "
+            "assert 'torch' not in sys.modules and 'onnx' not in sys.modules, 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_segdeploy_error_is_one_line_and_exit_1(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["info", str(tmp_path / "missing.onnx")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_info_reads_a_json_report(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"kind": "parity report", "agreement": 0.999}))
+    main(["info", str(report), "--json"])
+    assert json.loads(capsys.readouterr().out)["agreement"] == 0.999
+
+
+def test_info_rejects_plan_without_manifest(tmp_path, capsys):
+    plan = tmp_path / "m.plan"
+    plan.write_bytes(b"\x00" * 16)
+    with pytest.raises(SystemExit):
+        main(["info", str(plan)])
+    assert "no manifest" in capsys.readouterr().err
+
+
+def test_commands_are_registered():
+    assert "info" in cli.commands
