@@ -30,6 +30,8 @@ def cli() -> None:
 #: segdeploy modules at top level. Add a line here to register a new command.
 COMMAND_MODULES = (
     "info",
+    "train",
+    "eval",
 )
 
 

@@ -69,9 +69,34 @@ def scaled(channels: int, width: float, minimum: int = 8) -> int:
 
 def check_common(num_classes: int, in_channels: int) -> None:
     """Validate the options every builder takes."""
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}",
-                         expected="1 or more classes (2 for a binary task)")
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ModelError(f"num_classes must be an integer >= 2, got {num_classes!r}",
+                         expected="2 or more classes (binary task: 2 = background + foreground)",
+                         fix="pass num_classes=2 for a binary mask")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ModelError(f"in_channels must be a positive integer, got {in_channels!r}",
                          expected="1 (grey) or 3 (rgb)")
+
+
+def require_full_width(width: float, arch: str) -> None:
+    """Pretrained torchvision weights exist only for the paper-size network."""
+    if width != 1.0:
+        raise ModelError(f"torchvision {arch} weights need width=1.0, got width={width}",
+                         expected="the paper-size network when backbone_weights is given",
+                         fix="build with width=1.0 or drop backbone_weights")
+
+
+def attach_meta(model: Any, *, arch: str, config: dict[str, Any], output_stride: int,
+                min_size: int, size_multiple: int = 1, output_mode: str = "same") -> Any:
+    """Set `model.meta`, the self-description that checkpoints and ONNX metadata copy."""
+    model.meta = {
+        "arch": arch,
+        "config": dict(config),
+        "num_classes": int(config["num_classes"]),
+        "in_channels": int(config["in_channels"]),
+        "output_stride": output_stride,
+        "size_multiple": size_multiple,
+        "min_size": min_size,
+        "output_mode": output_mode,
+    }
+    return model

@@ -1,0 +1,75 @@
+"""`segdeploy eval CKPT --data NAME|PATH`: FCN-paper metrics of a checkpoint on a split."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--data", "-d",
+              help="Built-in dataset or folder [default: the dataset the checkpoint was "
+                   "trained on].")
+@click.option("--split", type=click.Choice(["train", "val"]), default="val", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), help="Score only the first N images.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write the metrics and the confusion matrix to this JSON file.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when the output is a terminal].")
+def command(checkpoint: str, data: str | None, split: str, device: str, limit: int | None,
+            json_path: str | None, progress: bool | None) -> None:
+    """Evaluate CHECKPOINT at full image size: pixel accuracy, mean accuracy, mean IU,
+    frequency weighted IU, per-class IoU and Dice.
+
+    Models with output_mode "valid" (unet_valid) get their input padded by reflection so the
+    output covers the whole image (overlap-tile); no centre crop of the mask is scored.
+    """
+    import time
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from segdeploy.atomic import check_output_path, write_json_atomic
+    from segdeploy.data import get_dataset
+    from segdeploy.errors import UsageError
+    from segdeploy.reference_models.checkpoint import load_model
+    from segdeploy.training.distributed import DistInfo, resolve_device
+    from segdeploy.training.evaluate import Geometry, evaluate
+    from segdeploy.training.report import metrics_tables
+
+    if json_path:
+        check_output_path(json_path)
+    console = Console()
+    dev = resolve_device(device, DistInfo())
+    model, card = load_model(checkpoint, map_location=dev)
+    data = data or card.trained_on.get("name")
+    if not data:
+        raise UsageError(f"{checkpoint} does not say which dataset it was trained on",
+                         fix="pass --data NAME|PATH")
+    ds = get_dataset(data, split=split, channel_mode=card.channel_mode)
+    if ds.num_classes > card.num_classes:
+        raise UsageError(f"dataset {data!r} has {ds.num_classes} classes but the model predicts "
+                         f"{card.num_classes}", fix="evaluate on the data the model was trained for")
+    indices = list(range(len(ds)))[:limit]
+    show = console.is_terminal if progress is None else progress
+    t0 = time.perf_counter()
+    with Progress(console=console, disable=not show, transient=True) as bar:
+        task = bar.add_task(f"eval {split}", total=len(indices))
+        cm, _, _ = evaluate(model, ds, indices, num_classes=card.num_classes, mean=card.mean,
+                            std=card.std, geometry=Geometry.of(card), device=dev,
+                            on_step=lambda: bar.update(task, advance=1))
+    seconds = time.perf_counter() - t0
+    metrics = cm.compute()
+    title = f"{card.arch} on {data} ({split}, {len(indices)} images, {seconds:.1f} s)"
+    for table in metrics_tables(metrics, card.classes, title=title):
+        console.print(table)
+    if json_path:
+        write_json_atomic(json_path, {
+            "checkpoint": str(checkpoint), "arch": card.arch, "data": data, "split": split,
+            "images": len(indices), "classes": card.classes, "metrics": metrics,
+            "confusion_matrix": cm.matrix.tolist(), "seconds": round(seconds, 3),
+            "padding": "reflect" if card.output_mode == "valid" else "reflect to min_size",
+        })
+        console.print(f"metrics written to {json_path}", highlight=False)

@@ -1,0 +1,217 @@
+"""ONNX Runtime backend: CPU, CUDA or TensorRT execution providers behind the Runner protocol.
+
+GPU providers run through I/O binding, so inputs already on the GPU (torch/cupy tensors via
+DLPack or `__cuda_array_interface__`) are bound in place without a host round trip.
+ONNX Runtime's own exceptions are translated into SegdeployErrors at this boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import (
+    ArtifactError,
+    DeviceError,
+    InputError,
+    MissingDependencyError,
+    UsageError,
+    require,
+)
+from segdeploy.runtime.device_arrays import DeviceView
+from segdeploy.runtime.runner import Runner, TensorSpec
+
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+}
+GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16,
+    "tensor(int16)": np.int16, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+    "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+}
+
+ProviderArg = str | tuple[str, dict[str, Any]]
+
+
+def numpy_dtype(ort_type: str) -> np.dtype:
+    """'tensor(float)' -> float32; unsupported element types are an ArtifactError."""
+    if ort_type not in _ORT_TYPES:
+        raise ArtifactError(f"model tensor type {ort_type} is not supported by segdeploy",
+                            expected=f"one of {sorted(_ORT_TYPES)}")
+    return np.dtype(_ORT_TYPES[ort_type])
+
+
+def resolve_providers(requested: str | Sequence[ProviderArg] | None,
+                      available: Sequence[str]) -> list[ProviderArg]:
+    """Turn 'cpu' / 'cuda,cpu' / ['tensorrt', ...] into ONNX Runtime provider names.
+
+    None picks CUDA when this onnxruntime has it, else CPU. The CPU provider is always
+    appended as the fallback for nodes a GPU provider does not take.
+    """
+    if requested is None:
+        names: list[ProviderArg] = (["CUDAExecutionProvider"]
+                                    if "CUDAExecutionProvider" in available else [])
+    else:
+        if isinstance(requested, str):
+            requested = [p.strip() for p in requested.split(",") if p.strip()]
+        names = []
+        for item in requested:
+            name, options = (item if isinstance(item, tuple) else (item, None))
+            full = PROVIDER_ALIASES.get(name.lower(), name)
+            if full not in available:
+                if full in GPU_PROVIDERS:
+                    raise MissingDependencyError(
+                        "onnxruntime-gpu", extra="gpu",
+                        purpose=f"for ONNX Runtime's {full} (this onnxruntime has "
+                                f"{', '.join(available)})")
+                raise UsageError(f"unknown or unavailable ONNX Runtime provider {name!r}",
+                                 expected=f"one of {sorted(PROVIDER_ALIASES)} or "
+                                          f"{', '.join(available)}")
+            names.append((full, options) if options else full)
+    if "CPUExecutionProvider" not in [n if isinstance(n, str) else n[0] for n in names]:
+        names.append("CPUExecutionProvider")
+    return names
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an .onnx file with ONNX Runtime.
+
+    providers: 'cpu', 'cuda', 'tensorrt' (or ONNX Runtime names, or (name, options) tuples).
+    threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
+    io_binding: None binds I/O on GPU providers only; True/False forces it.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike[str], *,
+                 providers: str | Sequence[ProviderArg] | None = None,
+                 threads: int | None = None, io_binding: bool | None = None,
+                 device_id: int = 0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ArtifactError(f"ONNX file {self.path} does not exist",
+                                fix="check the path, or export one with `segdeploy export`")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise UsageError(f"threads={threads!r}", expected="a positive integer or None")
+        self.requested_providers = providers
+        self.threads = threads
+        self.io_binding = io_binding
+        self.device_id = device_id
+        self.session: Any = None
+        self._use_binding = False
+        self._errors: tuple[type[BaseException], ...] = ()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _activate(self) -> None:
+        ort = require("onnxruntime", purpose="to run ONNX models")
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+        self._errors = tuple(getattr(state, n) for n in (
+            "Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile",
+            "NotImplemented", "RuntimeException", "EPFail") if hasattr(state, n))
+        providers = resolve_providers(self.requested_providers, ort.get_available_providers())
+        providers = [self._with_device(p) for p in providers]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only; we raise our own messages
+        if self.threads is not None:
+            options.intra_op_num_threads = self.threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=providers)
+        except self._errors as exc:
+            raise ArtifactError(
+                f"ONNX Runtime could not load {self.path} ({_first_line(exc)})",
+                expected="a complete, valid ONNX file",
+                fix="the file may be truncated or corrupt: re-export it with "
+                    "`segdeploy export CHECKPOINT`") from exc
+        active = self.session.get_providers()
+        wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
+        wanted_gpu = [p for p in wanted_gpu if p in GPU_PROVIDERS]
+        if self.requested_providers is not None and wanted_gpu and not any(
+                p in active for p in wanted_gpu):
+            self.session = None
+            raise DeviceError(f"ONNX Runtime could not start {', '.join(wanted_gpu)} "
+                              f"(session runs on {', '.join(active)})",
+                              fix="check the GPU, CUDA and cuDNN versions onnxruntime-gpu "
+                                  "needs, or use providers='cpu'")
+        on_gpu = any(p in GPU_PROVIDERS for p in active)
+        self._use_binding = on_gpu if self.io_binding is None else bool(self.io_binding)
+        self._on_gpu = on_gpu
+
+    def _with_device(self, provider: Any) -> Any:
+        if provider in GPU_PROVIDERS and self.device_id:
+            return (provider, {"device_id": self.device_id})
+        return provider
+
+    def _deactivate(self) -> None:
+        self.session = None
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the session actually runs on (after activation)."""
+        self._require_active()
+        return list(self.session.get_providers())
+
+    def custom_metadata(self) -> dict[str, str]:
+        """The ONNX file's metadata_props (read through onnxruntime: no onnx package needed)."""
+        self._require_active()
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    # -- specs -----------------------------------------------------------------------------
+    def _spec(self, arg: Any) -> TensorSpec:
+        shape = tuple(d if isinstance(d, int) and d > 0 else None for d in arg.shape)
+        return TensorSpec(arg.name, numpy_dtype(arg.type), shape)
+
+    def _input_specs(self) -> dict[str, TensorSpec]:
+        return {a.name: self._spec(a) for a in self.session.get_inputs()}
+
+    def _output_specs(self) -> dict[str, TensorSpec]:
+        return {a.name: self._spec(a) for a in self.session.get_outputs()}
+
+    # -- inference -------------------------------------------------------------------------
+    def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
+        has_device = any(isinstance(v, DeviceView) for v in feeds.values())
+        try:
+            if not (self._use_binding or has_device):
+                return dict(zip(output_names, self.session.run(output_names, feeds)))
+            return self._infer_bound(feeds, output_names)
+        except self._errors as exc:
+            shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+            raise InputError(
+                f"ONNX Runtime failed on inputs {shapes} ({_first_line(exc)})",
+                expected="an input size this model supports (see its min_size and "
+                         "size_multiple: Segmenter pads to them)",
+                fix="use Segmenter.predict, which pads the image to a supported size") from exc
+
+    def _infer_bound(self, feeds: Mapping[str, Any],
+                     output_names: list[str]) -> dict[str, np.ndarray]:
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            if isinstance(value, DeviceView):
+                if not self._on_gpu:
+                    raise InputError(f"input {name!r} is in GPU memory but the session runs on "
+                                     "the CPU", fix="pass a host array, or use providers='cuda'")
+                binding.bind_input(name, "cuda", value.device_id, value.dtype.type,
+                                   list(value.shape), value.ptr)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in output_names:
+            binding.bind_output(name, "cpu")
+        self.session.run_with_iobinding(binding)
+        return dict(zip(output_names, binding.copy_outputs_to_cpu()))

@@ -1,0 +1,138 @@
+"""Refuse a TensorRT plan before deserialising it when it cannot run here.
+
+A plan is tied to the TensorRT version and the GPU (compute capability) it was built on;
+TensorRT itself reports a mismatch as a cryptic log line and a None engine. The `.plan.json`
+sidecar (segdeploy.manifest.PlanManifest) records both, so these pure functions can say what
+is wrong and how to fix it (rebuild with `segdeploy build`), and are tested without TensorRT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+from segdeploy.errors import ArtifactError
+from segdeploy.manifest import PlanManifest
+
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+def manifest_path(plan: str | os.PathLike[str]) -> Path:
+    """`model.plan` -> `model.plan.json` (the sidecar `segdeploy build` writes)."""
+    plan = Path(plan)
+    return plan.with_name(plan.name + ".json")
+
+
+def _rebuild_hint(plan: Path, manifest: PlanManifest | None = None) -> str:
+    source = "MODEL.onnx"
+    if manifest is not None and manifest.onnx_sha256:
+        source += f" (the plan came from an ONNX with sha256 {manifest.onnx_sha256[:12]}...)"
+    return f"rebuild {plan.name} on this machine: `segdeploy build {source}`"
+
+
+def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
+    """Load the sidecar of `plan`; a missing or unreadable sidecar is an ArtifactError."""
+    plan = Path(plan)
+    sidecar = manifest_path(plan)
+    if not sidecar.is_file():
+        raise ArtifactError(
+            f"{plan} has no manifest {sidecar.name} next to it",
+            expected="the .plan.json sidecar that `segdeploy build` writes with every plan "
+                     "(TensorRT version, GPU, profiles, model metadata)",
+            fix=_rebuild_hint(plan))
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"manifest {sidecar} is unreadable ({exc})",
+                            fix=_rebuild_hint(plan)) from exc
+    return PlanManifest.from_dict(data)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_plan_file(plan: str | os.PathLike[str], manifest: PlanManifest | None, *,
+                    verify_sha256: bool = True) -> None:
+    """The plan exists, is not empty and (when recorded) has the manifest's sha256."""
+    plan = Path(plan)
+    if not plan.is_file():
+        raise ArtifactError(f"TensorRT plan {plan} does not exist",
+                            fix="check the path, or build one with `segdeploy build MODEL.onnx`")
+    if plan.stat().st_size == 0:
+        raise ArtifactError(f"TensorRT plan {plan} is empty", fix=_rebuild_hint(plan, manifest))
+    if verify_sha256 and manifest is not None and manifest.plan_sha256:
+        actual = sha256_file(plan)
+        if actual != manifest.plan_sha256:
+            raise ArtifactError(
+                f"TensorRT plan {plan} does not match its manifest (sha256 {actual[:12]}... "
+                f"instead of {manifest.plan_sha256[:12]}...): it is truncated, corrupt or "
+                "belongs to another manifest", fix=_rebuild_hint(plan, manifest))
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """'10.3.0.26' -> (10, 3, 0, 26); non-numeric tails ('8.6.1.post1') are dropped."""
+    parts = []
+    for piece in str(text).strip().split("."):
+        match = re.match(r"\d+", piece)
+        if not match:
+            break
+        parts.append(int(match.group()))
+    if not parts:
+        raise ArtifactError(f"cannot read the TensorRT version {text!r}",
+                            expected="a version like '10.3.0'")
+    return tuple(parts)
+
+
+def check_tensorrt_version(manifest: PlanManifest, runtime_version: str, *,
+                           plan: str | os.PathLike[str] = "model.plan") -> None:
+    """Same major.minor.patch, or for a version-compatible plan: same major, not older."""
+    plan = Path(plan)
+    built = parse_version(manifest.tensorrt_version)
+    here = parse_version(runtime_version)
+    if manifest.build_flags.get("version_compatible"):
+        ok = built[0] == here[0] and here[:3] >= built[:3]
+        expected = f"TensorRT {built[0]}.x not older than {manifest.tensorrt_version}"
+    else:
+        ok = built[:3] == here[:3]
+        expected = f"TensorRT {'.'.join(map(str, built[:3]))} (plans do not move across versions)"
+    if not ok:
+        raise ArtifactError(
+            f"{plan.name} was built with TensorRT {manifest.tensorrt_version} but this machine "
+            f"has TensorRT {runtime_version}", expected=expected,
+            fix=_rebuild_hint(plan, manifest))
+
+
+def check_compute_capability(manifest: PlanManifest, compute_capability: str, *,
+                             plan: str | os.PathLike[str] = "model.plan") -> None:
+    """Same GPU architecture, or any Ampere+ GPU for a hardware-compatible plan."""
+    plan = Path(plan)
+    built = manifest.compute_capability
+    if not built:
+        return  # an older manifest without it: TensorRT's own check is the last word
+    level = str(manifest.build_flags.get("hardware_compatibility", "")).lower()
+    if level in ("ampere_plus", "ampere+"):
+        ok = parse_version(compute_capability) >= (8, 0)
+        expected = "an Ampere or newer GPU (compute capability >= 8.0)"
+    else:
+        ok = parse_version(built)[:2] == parse_version(compute_capability)[:2]
+        expected = f"a GPU of compute capability {built} ({manifest.gpu_name or 'the build GPU'})"
+    if not ok:
+        raise ArtifactError(
+            f"{plan.name} was built for compute capability {built} "
+            f"({manifest.gpu_name or 'unknown GPU'}) but this GPU is {compute_capability}",
+            expected=expected, fix=_rebuild_hint(plan, manifest))
+
+
+def check_plan_compat(manifest: PlanManifest, *, tensorrt_version: str,
+                      compute_capability: str, plan: str | os.PathLike[str] = "model.plan") -> None:
+    """Both checks; raise ArtifactError with a rebuild hint on the first mismatch."""
+    check_tensorrt_version(manifest, tensorrt_version, plan=plan)
+    check_compute_capability(manifest, compute_capability, plan=plan)

@@ -1,0 +1,143 @@
+"""Pure helpers of Segmenter: which input size an image needs, padding, feeding, argmax.
+
+A model constrains its input (size_multiple, min_size, a TensorRT engine's profile boxes);
+an image of any size is padded by reflection to the smallest size that satisfies all of them,
+and the prediction is cropped back. Output pixel r of a "valid" model sits over input pixel
+r + (H_in - H_out) // 2 (its output is centred); "same" models have that offset 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from segdeploy.errors import InputError
+from segdeploy.imaging import normalize
+from segdeploy.runtime.runner import TensorSpec
+from segdeploy.runtime.tiling import round_up
+
+
+@dataclass(frozen=True)
+class SizeBox:
+    """Allowed batch, height and width of one engine profile (None: unbounded)."""
+
+    batch: tuple[int, int | None] = (1, None)
+    height: tuple[int, int | None] = (1, None)
+    width: tuple[int, int | None] = (1, None)
+
+    def describe(self) -> str:
+        def rng(lo: int, hi: int | None) -> str:
+            return f"{lo}-{hi}" if hi is not None else f">={lo}"
+        return (f"batch {rng(*self.batch)}, height {rng(*self.height)}, "
+                f"width {rng(*self.width)}")
+
+
+def size_boxes(spec: TensorSpec, layout: str) -> list[SizeBox]:
+    """SizeBoxes of an input spec: its engine profiles, else its fixed/dynamic dims."""
+    n_ax, h_ax, w_ax = (0, 2, 3) if layout == "NCHW" else (0, 1, 2)
+    if spec.profiles:
+        return [SizeBox((lo[n_ax], hi[n_ax]), (lo[h_ax], hi[h_ax]), (lo[w_ax], hi[w_ax]))
+                for lo, _, hi in spec.profiles]
+
+    def dim(axis: int) -> tuple[int, int | None]:
+        d = spec.shape[axis]
+        return (d, d) if d else (1, None)
+
+    return [SizeBox(dim(n_ax), dim(h_ax), dim(w_ax))]
+
+
+@dataclass(frozen=True)
+class PadPlan:
+    """Reflection padding of an image to the model input, and the profile box it fits."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    box: SizeBox
+
+    def input_size(self, h: int, w: int) -> tuple[int, int]:
+        return h + self.top + self.bottom, w + self.left + self.right
+
+
+def plan_padding(h: int, w: int, *, boxes: Sequence[SizeBox], multiple: int = 1,
+                 min_size: int = 1, margin: tuple[int, int] = (0, 0)) -> PadPlan:
+    """The smallest padding that makes h x w (plus `margin` of context on each side for
+    "valid" models) a multiple of `multiple`, at least `min_size`, inside some profile box."""
+    multiple = max(int(multiple), 1)
+    my, mx = margin
+    for box in boxes:
+        size = []
+        for need, (lo, hi) in ((h + 2 * my, box.height), (w + 2 * mx, box.width)):
+            target = round_up(max(need, min_size, lo), multiple)
+            size.append(target if hi is None or target <= hi else None)
+        if None not in size:
+            return PadPlan(my, size[0] - h - my, mx, size[1] - w - mx, box)
+    limits = "; ".join(b.describe() for b in boxes)
+    raise InputError(
+        f"a {h}x{w} image needs a model input of at least "
+        f"{round_up(max(h + 2 * my, min_size), multiple)}x"
+        f"{round_up(max(w + 2 * mx, min_size), multiple)} pixels, outside what the model "
+        f"accepts ({limits})",
+        expected=f"images that fit {limits}",
+        fix="segment it in tiles with Segmenter.predict_tiled(image) or "
+            "`segdeploy predict --tile N`, or rebuild the engine with a larger max shape")
+
+
+def reflect_pad(batch: np.ndarray, plan: PadPlan) -> np.ndarray:
+    """Pad an N x H x W x C batch by reflection (edge replication for 1-pixel images)."""
+    if not (plan.top or plan.bottom or plan.left or plan.right):
+        return batch
+    mode = "reflect" if min(batch.shape[1:3]) > 1 else "edge"
+    return np.pad(batch, ((0, 0), (plan.top, plan.bottom), (plan.left, plan.right), (0, 0)),
+                  mode=mode)
+
+
+def to_model_input(batch: np.ndarray, *, dtype: np.dtype, layout: str,
+                   mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """N x H x W x C uint8 -> what the graph takes: normalised float32 NCHW, or raw uint8
+    in the graph's layout when it normalises in-graph."""
+    if np.dtype(dtype) == np.uint8:
+        if layout == "NHWC":
+            return np.ascontiguousarray(batch)
+        return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+    n, h, w, c = batch.shape
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    for i in range(n):
+        out[i] = normalize(batch[i], list(mean), list(std))
+    return out if np.dtype(dtype) == np.float32 else out.astype(dtype)
+
+
+def argmax_classes(logits: np.ndarray, dtype: np.dtype = np.uint8) -> np.ndarray:
+    """N x K x H x W -> N x H x W class ids (first maximum wins, as np.argmax).
+
+    For few classes a running maximum is several times faster than np.argmax over axis 1,
+    which strides across planes.
+    """
+    k = logits.shape[1]
+    if k > 32:
+        return np.argmax(logits, axis=1).astype(dtype)
+    best = logits[:, 0].copy()
+    ids = np.zeros(best.shape, dtype=dtype)
+    for c in range(1, k):
+        plane = logits[:, c]
+        better = plane > best
+        np.copyto(best, plane, where=better)
+        ids[better] = c
+    return ids
+
+
+def crop_offsets(plan: PadPlan, input_hw: tuple[int, int], output_hw: tuple[int, int],
+                 image_hw: tuple[int, int]) -> tuple[int, int] | None:
+    """Where the image starts in the model output, or None when the output does not cover
+    it (a "valid" model that needs more context padding)."""
+    offsets = []
+    for pad, n_in, n_out, n_img in zip((plan.top, plan.left), input_hw, output_hw, image_hw,
+                                       strict=True):
+        start = pad - (n_in - n_out) // 2
+        if start < 0 or start + n_img > n_out:
+            return None
+        offsets.append(start)
+    return offsets[0], offsets[1]

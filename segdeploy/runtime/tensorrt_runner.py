@@ -1,0 +1,312 @@
+"""TensorRT backend (8.5 to 11, name-based tensor API) with cuda-python memory.
+
+Activation reads the `.plan.json` manifest, refuses a plan from another TensorRT version or
+GPU, then deserialises the engine. Each thread that calls `infer` gets its own execution
+context, CUDA stream, device buffers (sized from the profiles' maximum shapes) and pinned host
+buffers, kept in a `threading.local`: one runner can serve several threads. (TensorRT < 10
+lets only one context use a given optimisation profile at a time; build the engine with one
+profile per concurrent thread there.) Each call sets the input shapes, copies in, executes and
+copies out asynchronously on the thread's stream, then synchronises once. With
+`cuda_graph=True` the execution is captured once per input shape and replayed; a layer that
+cannot be captured falls back to plain execution. Inputs already on the GPU (a DeviceView, or
+anything with `__cuda_array_interface__` / DLPack: torch, cupy) are used in place.
+Call `close()` (or use `with`) after all threads are done with the runner.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import ArtifactError, DeviceError, InputError, require
+from segdeploy.manifest import PlanManifest
+from segdeploy.runtime import cuda_memory as cm
+from segdeploy.runtime.device_arrays import DeviceView, as_host_array, device_view
+from segdeploy.runtime.plan_compat import check_plan_compat, check_plan_file, read_plan_manifest
+from segdeploy.runtime.runner import Runner, TensorSpec
+from segdeploy.runtime.tensorrt_shapes import (
+    buffer_nbytes,
+    is_aligned,
+    numpy_dtype,
+    select_profile,
+    shapes_key,
+    spec_shape,
+    volume,
+)
+
+MAX_GRAPHS_PER_THREAD = 16
+
+
+def _make_logger(trt: Any) -> Any:
+    """A TensorRT logger that keeps the last error messages for our exceptions."""
+
+    class _Logger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            if int(severity) <= 1:  # INTERNAL_ERROR, ERROR
+                self.errors = (self.errors + [msg])[-10:]
+
+    return _Logger()
+
+
+class _ThreadState:
+    """Everything one thread needs to run the engine: context, stream, buffers, graphs."""
+
+    def __init__(self) -> None:
+        self.context: Any = None
+        self.stream: cm.Stream | None = None
+        self.device: dict[str, cm.DeviceBuffer] = {}
+        self.host: dict[str, cm.PinnedBuffer] = {}
+        self.addresses: dict[str, int] = {}
+        self.profile: int | None = None
+        self.shapes: Any = None
+        self.graphs: OrderedDict[Any, cm.CudaGraph | None] = OrderedDict()
+
+    def free(self) -> None:
+        for graph in self.graphs.values():
+            if graph is not None:
+                graph.free()
+        self.graphs.clear()
+        for buf in [*self.device.values(), *self.host.values()]:
+            buf.free()
+        self.device.clear()
+        self.host.clear()
+        self.context = None  # before the engine goes: TensorRT wants contexts released first
+        if self.stream is not None:
+            self.stream.free()
+            self.stream = None
+
+
+class TensorRTRunner(Runner):
+    """Runs a serialised TensorRT engine (.plan / .engine).
+
+    manifest: the PlanManifest (default: read from `PLAN.json`); check_manifest=False runs a
+    bare plan without one (no version/GPU check). cuda_graph: capture per input shape.
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | os.PathLike[str], *, manifest: PlanManifest | None = None,
+                 check_manifest: bool = True, verify_sha256: bool = True,
+                 cuda_graph: bool = False, device: int = 0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.manifest = manifest
+        self.check_manifest = check_manifest
+        self.verify_sha256 = verify_sha256
+        self.cuda_graph = cuda_graph
+        self.device = device
+        self.engine: Any = None
+        self._runtime: Any = None
+        self._logger: Any = None
+        self._local = threading.local()
+        self._states: list[_ThreadState] = []
+        self._lock = threading.Lock()
+        self._io: dict[str, tuple[str, np.dtype]] = {}  # name -> ("input"|"output", dtype)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def _activate(self) -> None:
+        if self.check_manifest and self.manifest is None:
+            self.manifest = read_plan_manifest(self.path)
+        check_plan_file(self.path, self.manifest, verify_sha256=self.verify_sha256)
+        trt = require("tensorrt", extra="tensorrt", purpose="to run TensorRT plans")
+        cm.cudart()
+        cm.use_device(self.device)
+        if self.check_manifest and self.manifest is not None:
+            check_plan_compat(self.manifest, tensorrt_version=trt.__version__,
+                              compute_capability=cm.compute_capability(self.device),
+                              plan=self.path)
+        self._logger = _make_logger(trt)
+        self._runtime = trt.Runtime(self._logger)
+        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if engine is None:
+            raise ArtifactError(
+                f"TensorRT could not deserialise {self.path} "
+                f"({'; '.join(self._logger.errors) or 'no message'})",
+                expected="a complete plan built by this TensorRT version for this GPU",
+                fix="rebuild it on this machine with `segdeploy build MODEL.onnx`")
+        self.engine = engine
+        trt_input = trt.TensorIOMode.INPUT
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            mode = "input" if engine.get_tensor_mode(name) == trt_input else "output"
+            self._io[name] = (mode, numpy_dtype(engine.get_tensor_dtype(name)))
+        if self.manifest is not None and self.manifest.io:
+            expected = sorted(str(t.get("name")) for t in self.manifest.io)
+            if expected != sorted(self._io):
+                raise ArtifactError(f"{self.path.name} has I/O tensors {sorted(self._io)} but "
+                                    f"its manifest lists {expected}",
+                                    fix="the plan and its .plan.json do not belong together: "
+                                        "rebuild with `segdeploy build MODEL.onnx`")
+
+    def _deactivate(self) -> None:
+        with self._lock:
+            states, self._states = self._states, []
+        errors = []
+        for state in states:
+            try:
+                state.free()
+            except DeviceError as exc:  # free the rest before reporting
+                errors.append(exc)
+        self._local = threading.local()
+        self.engine = None
+        self._runtime = None
+        if errors:
+            raise errors[0]
+
+    # -- specs -----------------------------------------------------------------------------
+    def _profiles(self, name: str) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        out = []
+        for p in range(self.engine.num_optimization_profiles):
+            lo, opt, hi = self.engine.get_tensor_profile_shape(name, p)
+            out.append((tuple(lo), tuple(opt), tuple(hi)))
+        return tuple(out)
+
+    def _input_specs(self) -> dict[str, TensorSpec]:
+        return {n: TensorSpec(n, dt, spec_shape(self.engine.get_tensor_shape(n)),
+                              self._profiles(n))
+                for n, (mode, dt) in self._io.items() if mode == "input"}
+
+    def _output_specs(self) -> dict[str, TensorSpec]:
+        return {n: TensorSpec(n, dt, spec_shape(self.engine.get_tensor_shape(n)))
+                for n, (mode, dt) in self._io.items() if mode == "output"}
+
+    # -- per-thread state ------------------------------------------------------------------
+    def _state(self) -> _ThreadState:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            state = self._new_state()
+            self._local.state = state
+        return state
+
+    def _new_state(self) -> _ThreadState:
+        cm.use_device(self.device)  # the current device is per thread
+        state = _ThreadState()
+        with self._lock:
+            self._states.append(state)
+        state.stream = cm.Stream()
+        state.context = self.engine.create_execution_context()
+        if state.context is None:
+            raise DeviceError("TensorRT could not create an execution context "
+                              f"({'; '.join(self._logger.errors) or 'out of GPU memory?'})",
+                              fix="free GPU memory or use fewer threads")
+        inputs = self.input_specs()
+        sizes: dict[str, list[tuple[int, ...]]] = {n: [] for n in self._io}
+        for p in range(self.engine.num_optimization_profiles):
+            self._set_profile(state, p)
+            for name, spec in inputs.items():
+                hi = spec.profiles[p][2]
+                sizes[name].append(hi)
+                if not state.context.set_input_shape(name, hi):
+                    raise ArtifactError(f"engine rejects its own maximum shape {hi} for {name!r}")
+            for name, (mode, _) in self._io.items():
+                if mode == "output":
+                    sizes[name].append(tuple(state.context.get_tensor_shape(name)))
+        for name, (_mode, dtype) in self._io.items():
+            nbytes = buffer_nbytes(sizes[name], dtype)
+            state.device[name] = cm.DeviceBuffer(nbytes)
+            state.host[name] = cm.PinnedBuffer(nbytes)
+            self._set_address(state, name, state.device[name].ptr)
+        state.shapes = None
+        return state
+
+    def _set_profile(self, state: _ThreadState, profile: int) -> None:
+        if state.profile == profile:
+            return
+        if not state.context.set_optimization_profile_async(profile, int(state.stream)):
+            raise DeviceError(f"TensorRT could not select optimisation profile {profile} "
+                              f"({'; '.join(self._logger.errors) or 'in use by another context?'})",
+                              fix="on TensorRT < 10 give each thread its own profile at build")
+        state.stream.synchronize()
+        state.profile = profile
+        state.shapes = None
+
+    def _set_address(self, state: _ThreadState, name: str, ptr: int) -> None:
+        if state.addresses.get(name) != ptr:
+            if not state.context.set_tensor_address(name, ptr):
+                raise DeviceError(f"TensorRT refused the address of {name!r}",
+                                  fix="pass contiguous device memory aligned to 256 bytes")
+            state.addresses[name] = ptr
+
+    # -- inference -------------------------------------------------------------------------
+    def _as_feed(self, name: str, value: Any) -> np.ndarray | DeviceView:
+        if isinstance(value, np.ndarray):
+            return value
+        stream = int(self._state().stream) if self.is_active else None
+        view = device_view(value, stream=stream)
+        return view if view is not None else as_host_array(value, name)
+
+    def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
+        state = self._state()
+        specs = self.input_specs()
+        shapes = {n: tuple(int(d) for d in feeds[n].shape) for n in specs}
+        self._set_profile(state, select_profile(specs, shapes, state.profile))
+        key = shapes_key(shapes)
+        if state.shapes != key:
+            for name, shape in shapes.items():
+                if not state.context.set_input_shape(name, shape):
+                    raise InputError(f"TensorRT rejected shape {shape} for input {name!r}",
+                                     expected=specs[name].describe())
+            state.shapes = key
+        stream = state.stream
+        for name in specs:
+            value, dtype = feeds[name], self._io[name][1]
+            nbytes = volume(shapes[name]) * dtype.itemsize
+            dev = state.device[name]
+            if isinstance(value, DeviceView):
+                if value.stream:
+                    cm.wait_for_stream(value.stream)
+                if is_aligned(value.ptr):
+                    self._set_address(state, name, value.ptr)
+                    continue
+                cm.copy_async(dev.ptr, value.ptr, nbytes, "dtod", stream)
+            else:
+                np.copyto(state.host[name].view(dtype, shapes[name]), value, casting="same_kind")
+                cm.copy_async(dev.ptr, state.host[name].ptr, nbytes, "htod", stream)
+            self._set_address(state, name, dev.ptr)
+        self._execute(state, (state.profile, key, tuple(state.addresses[n] for n in specs)))
+        results = {}
+        for name in output_names:
+            shape = tuple(int(d) for d in state.context.get_tensor_shape(name))
+            dtype = self._io[name][1]
+            cm.copy_async(state.host[name].ptr, state.device[name].ptr,
+                          volume(shape) * dtype.itemsize, "dtoh", stream)
+            results[name] = shape
+        stream.synchronize()
+        return {n: state.host[n].view(self._io[n][1], s).copy() for n, s in results.items()}
+
+    def _enqueue(self, state: _ThreadState) -> None:
+        if not state.context.execute_async_v3(int(state.stream)):
+            raise DeviceError(f"TensorRT execution failed ({'; '.join(self._logger.errors)})",
+                              fix="check the input values and GPU memory (`nvidia-smi`)")
+
+    def _execute(self, state: _ThreadState, key: Any) -> None:
+        if not self.cuda_graph:
+            self._enqueue(state)
+            return
+        if key in state.graphs:
+            state.graphs.move_to_end(key)
+            graph = state.graphs[key]
+            if graph is None:
+                self._enqueue(state)
+            else:
+                graph.launch(state.stream)
+            return
+        # TensorRT asks for one plain enqueue after a shape change before capturing; its
+        # results are this call's outputs (capturing records work, it does not run it).
+        self._enqueue(state)
+        state.graphs[key] = cm.CudaGraph.capture(
+            state.stream, lambda: state.context.execute_async_v3(int(state.stream)))
+        while len(state.graphs) > MAX_GRAPHS_PER_THREAD:
+            _, old = state.graphs.popitem(last=False)
+            if old is not None:
+                old.free()

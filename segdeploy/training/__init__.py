@@ -1,0 +1,30 @@
+"""Training and evaluation (torch) plus confusion-matrix metrics (numpy only).
+
+This package imports no torch at import time, so `segdeploy.training.metrics` stays usable
+from the torch-free runtime. The torch parts load on first use:
+
+    from segdeploy.training import TrainConfig, train
+    result = train(TrainConfig("unet", "brain", width=0.25, epochs=20))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ConfusionMatrix", "TrainConfig", "TrainResult", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ConfusionMatrix":
+        from segdeploy.training.metrics import ConfusionMatrix
+
+        return ConfusionMatrix
+    if name == "TrainConfig":
+        from segdeploy.training.config import TrainConfig
+
+        return TrainConfig
+    if name in ("train", "TrainResult"):
+        from segdeploy.training import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'segdeploy.training' has no attribute {name!r}")

@@ -1,0 +1,70 @@
+"""Torch views of a SegmentationDataset: random crops for training, full images for validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from segdeploy.errors import DataError
+from segdeploy.imaging import normalize
+
+#: (crop H, crop W) -> (top, left, out H, out W) of the model's output inside the crop
+TargetWindow = Callable[[int, int], tuple[int, int, int, int]]
+
+
+def same_window(h: int, w: int) -> tuple[int, int, int, int]:
+    return 0, 0, h, w
+
+
+class TrainCrops(Dataset):
+    """Augmented training samples (data.transforms.TrainTransform: random scale, crop, flip),
+    normalised with the dataset's mean/std; masks cut to the model's output window.
+
+    Randomness comes from `sample_rng(seed, epoch, index)`: the same for any number of
+    workers or ranks, and repeated exactly by --resume. Set `.epoch` before each epoch (the
+    DataLoader must not keep persistent workers, which would hold a stale copy).
+    """
+
+    def __init__(self, dataset, indices: Sequence[int], size: tuple[int, int] | None,
+                 mean: Sequence[float], std: Sequence[float], *,
+                 window: TargetWindow = same_window, seed: int = 0):
+        from segdeploy.data.transforms import TrainTransform
+
+        self.dataset = dataset
+        self.indices = list(indices)
+        self.transform = TrainTransform(size) if size is not None else None
+        self.mean, self.std = list(mean), list(std)
+        self.window = window
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from segdeploy.data.transforms import sample_rng
+
+        index = self.indices[i]
+        image, mask = self.dataset[index]
+        rng = sample_rng(self.seed, self.epoch, index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask, rng)
+        elif rng.random() < 0.5:
+            image, mask = image[:, ::-1], mask[:, ::-1]
+        top, left, oh, ow = self.window(*mask.shape)
+        mask = mask[top:top + oh, left:left + ow]
+        x = torch.from_numpy(normalize(np.ascontiguousarray(image), self.mean, self.std))
+        y = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+        return x, y
+
+
+def check_same_size(dataset, indices: Sequence[int]) -> None:
+    """Full-image training batches need one image size; say how to fix it when they differ."""
+    sizes = {dataset[i][1].shape for i in indices[:64]}
+    if len(sizes) > 1:
+        raise DataError(f"training images have different sizes {sorted(sizes)[:4]}",
+                        expected="one size when --image-size is 'full'",
+                        fix="pass --image-size 192 (random crops) or --batch-size 1")

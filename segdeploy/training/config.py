@@ -1,0 +1,112 @@
+"""Training options as one plain dataclass, shared by the CLI, the Python API and test fixtures."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segdeploy.errors import UsageError
+
+OPTIMIZERS = ("adam", "sgd")
+DEFAULT_LR = {"adam": 1e-3, "sgd": 1e-2}
+
+
+@dataclass
+class TrainConfig:
+    """Everything `segdeploy train` accepts; defaults suit small models on `brain`."""
+
+    arch: str
+    data: str
+    epochs: int = 20
+    batch_size: int = 8
+    #: None: 1e-3 for Adam, 1e-2 for SGD
+    lr: float | None = None
+    optimizer: str = "adam"
+    weight_decay: float = 1e-4
+    #: channel multiplier of the model (None: the builder's default)
+    width: float | None = None
+    #: training crop (H, W); None: full images (they must then share one size)
+    image_size: tuple[int, int] | None = (160, 160)
+    #: only for folder datasets whose class count cannot be read from the data
+    num_classes: int | None = None
+    #: "grey", "grey3" or "rgb" (None: the dataset's default)
+    channels: str | None = None
+    loss: str = "ce"
+    #: None: the builder's default
+    batch_norm: bool | None = None
+    backbone_weights: str | None = None
+    workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    #: None: ARCH.pt in the current folder
+    output: str | None = None
+    resume: str | None = None
+    #: smoke runs: use only the first N training / validation images
+    limit_train: int | None = None
+    limit_val: int | None = None
+    #: None: show the progress bar when stdout is a terminal
+    progress: bool | None = None
+    #: print one line per epoch (rank 0 only)
+    verbose: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer {self.optimizer!r}",
+                             expected="one of " + ", ".join(OPTIMIZERS))
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} is {getattr(self, name)}",
+                                 expected="1 or more")
+        if self.workers < 0:
+            raise UsageError(f"--workers is {self.workers}", expected="0 or more")
+        if self.lr is not None and not self.lr > 0:
+            raise UsageError(f"--lr is {self.lr}", expected="a positive learning rate")
+        for name in ("limit_train", "limit_val"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise UsageError(f"--{name.replace('_', '-')} is {v}", expected="1 or more")
+        if isinstance(self.image_size, (int, str)):
+            self.image_size = parse_size(self.image_size)
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.lr if self.lr is not None else DEFAULT_LR[self.optimizer])
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output) if self.output else Path(f"{self.arch}.pt")
+
+    @property
+    def last_path(self) -> Path:
+        """Where the resumable last-epoch checkpoint goes: `<output stem>.last.pt`."""
+        out = self.output_path
+        return out.with_name(f"{out.stem}.last{out.suffix or '.pt'}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size) if self.image_size else None
+        return d
+
+
+def parse_size(text: str | int | None) -> tuple[int, int] | None:
+    """`192` -> (192, 192); `160x224` -> (160, 224) as H x W; `full`/None -> None."""
+    if text is None:
+        return None
+    if isinstance(text, int):
+        parts = [text, text]
+    else:
+        s = str(text).strip().lower()
+        if s in ("", "full", "none"):
+            return None
+        try:
+            parts = [int(p) for p in s.split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) == 1:
+            parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise UsageError(f"image size {text!r} is not understood",
+                         expected="one side (192) or H x W (160x224), positive integers, or 'full'")
+    return parts[0], parts[1]

@@ -1,0 +1,141 @@
+"""Full-image evaluation of a torch model against a dataset split, into a ConfusionMatrix.
+
+Images are evaluated one at a time at their full size. Inputs are padded by reflection to a
+size the model accepts, and the logits are cropped back to the image, so every labelled pixel
+is scored and models of any output mode compare on the same pixels:
+
+- output_mode "same": pad bottom/right up to `min_size` and a multiple of `size_multiple`.
+- output_mode "valid" (unet_valid): pad by the U-Net margin on the top/left and enough on the
+  bottom/right for the output to cover the whole image (the overlap-tile strategy of
+  Ronneberger et al.). We do NOT score a centre crop of the mask: the padded result is what a
+  deployment produces and is comparable with "same" models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from segdeploy.errors import UsageError
+from segdeploy.imaging import normalize
+from segdeploy.training.metrics import ConfusionMatrix
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The input/output size rules of a model, from `model.meta` or a ModelCard."""
+
+    output_mode: str = "same"
+    size_multiple: int = 1
+    min_size: int = 1
+    depth: int = 4
+
+    @classmethod
+    def of(cls, meta: Any) -> Geometry:
+        """Accepts a `model.meta` dict or a ModelCard."""
+        get = meta.get if isinstance(meta, dict) else (lambda k, d=None: getattr(meta, k, d))
+        config = get("config", {}) or {}
+        return cls(output_mode=get("output_mode", "same") or "same",
+                   size_multiple=int(get("size_multiple", 1) or 1),
+                   min_size=int(get("min_size", 1) or 1),
+                   depth=int(config.get("depth", 4)))
+
+    def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding so the output covers the image from index 0."""
+        if self.output_mode == "valid":
+            from segdeploy.geometry import unet_valid_input_size, unet_valid_margin
+
+            m = unet_valid_margin(self.depth)
+            hh, ww = unet_valid_input_size(h, self.depth), unet_valid_input_size(w, self.depth)
+            return m, hh - h - m, m, ww - w - m
+
+        def grow(n: int) -> int:
+            n = max(n, self.min_size)
+            return -(-n // self.size_multiple) * self.size_multiple
+
+        return 0, grow(h) - h, 0, grow(w) - w
+
+    def train_window(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, left, out H, out W): where the model's output lies inside an H x W crop."""
+        if self.output_mode != "valid":
+            return 0, 0, h, w
+        from segdeploy.geometry import (
+            unet_valid_margin,
+            unet_valid_min_input_size,
+            unet_valid_output_size,
+        )
+
+        low = unet_valid_min_input_size(self.depth)
+        if min(h, w) < low:
+            raise UsageError(f"training crop {h}x{w} is too small for a valid U-Net",
+                             expected=f"--image-size of at least {low}",
+                             fix=f"pass --image-size {low} or larger, or train the padded 'unet'")
+        m = unet_valid_margin(self.depth)
+        return m, m, unet_valid_output_size(h, self.depth), unet_valid_output_size(w, self.depth)
+
+    def check_train_size(self, h: int, w: int) -> None:
+        """A fixed training crop must itself be a size the model accepts."""
+        top, bottom, left, right = self.pads(h, w) if self.output_mode == "same" else (0,) * 4
+        if bottom or right:
+            raise UsageError(f"training crop {h}x{w} does not suit this model",
+                             expected=f"sides >= {self.min_size} and multiples of "
+                                      f"{self.size_multiple}",
+                             fix="choose another --image-size")
+        self.train_window(h, w)
+
+
+def padded_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                 geometry: Geometry) -> torch.Tensor:
+    """HxWxC uint8 -> 1xCxH'xW' float32, reflection-padded as `geometry` requires."""
+    top, bottom, left, right = geometry.pads(*image.shape[:2])
+    if top or bottom or left or right:
+        mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+        image = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode=mode)
+    return torch.from_numpy(normalize(image, mean, std)).unsqueeze(0)
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, image: np.ndarray, mean: Sequence[float],
+                   std: Sequence[float], geometry: Geometry, device: torch.device) -> torch.Tensor:
+    """1 x K x H x W logits covering the image exactly."""
+    h, w = image.shape[:2]
+    x = padded_input(image, mean, std, geometry).to(device)
+    logits = model(x)
+    if logits.shape[-2] < h or logits.shape[-1] < w:  # pragma: no cover - a broken model
+        raise UsageError(f"model output {tuple(logits.shape[-2:])} is smaller than the image "
+                         f"{h}x{w} after padding", fix="check the model's output_mode/min_size")
+    return logits[..., :h, :w]
+
+
+def evaluate(model: torch.nn.Module, dataset, indices: Iterable[int], *, num_classes: int,
+             mean: Sequence[float], std: Sequence[float], geometry: Geometry,
+             device: torch.device, loss_fn: torch.nn.Module | None = None,
+             on_step=None) -> tuple[ConfusionMatrix, float, int]:
+    """Score `dataset[i]` for i in `indices`; returns (confusion matrix, loss sum, images)."""
+    was_training = model.training
+    model.eval()
+    cm = ConfusionMatrix(num_classes)
+    loss_sum, count = 0.0, 0
+    try:
+        for i in indices:
+            image, mask = dataset[i]
+            logits = predict_logits(model, image, mean, std, geometry, device)
+            if loss_fn is not None:
+                target = torch.from_numpy(mask.astype(np.int64)).unsqueeze(0).to(device)
+                with torch.inference_mode():
+                    loss = loss_fn(logits.float(), target)
+                if torch.isfinite(loss):  # an all-ignore mask gives NaN cross-entropy
+                    loss_sum += float(loss)
+                    count += 1
+            pred = logits.argmax(1)[0].to(torch.uint8 if num_classes <= 255 else torch.int64)
+            cm.update(pred.cpu().numpy(), mask)
+            if on_step is not None:
+                on_step()
+    finally:
+        model.train(was_training)
+    return cm, loss_sum, count
+
