@@ -15,6 +15,15 @@ $(STAMP): pyproject.toml Makefile
 	# Built-in real data ships inside these packages; their own heavy
 	# dependencies (scikit-learn, tensorflow, numba) are not needed to read it.
 	$(BIN)/python -m pip install -q --no-deps nilearn stardist
+	# Real TensorRT binding wheels (~1.3 MB each, not importable without the GPU
+	# libraries) for tests/test_tensorrt_api_contract.py, which reads their names.
+	# A failed download is not fatal: the test retries, then skips saying why.
+	for w in tensorrt-cu12-bindings==10.3.0 tensorrt-cu12-bindings==10.16.1.11 \
+	         tensorrt-cu12-bindings==11.0.0.114 tensorrt-cu13-bindings==11.4.0.106; do \
+	  $(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.11 \
+	    --implementation cp --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+	    -d $(VENV)/trt-wheels $$w || echo "warning: could not download $$w"; \
+	done
 	touch $(STAMP)
 
 venv: $(STAMP)

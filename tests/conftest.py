@@ -39,3 +39,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=gpu_why))
         if "tensorrt" in item.keywords and not trt_ok:
             item.add_marker(pytest.mark.skip(reason=trt_why))
+
+
+#: settings of the shared `brain_checkpoint`: about 20 s on one CPU core, val mIoU ~0.88
+BRAIN_CHECKPOINT_SETTINGS = dict(arch="unet", data="brain", width=0.125, batch_norm=True,
+                                 epochs=4, lr=3e-3, batch_size=8, image_size=(128, 128),
+                                 seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def brain_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """A small U-Net (width 0.125, batch norm) trained on `brain` once per session.
+
+    Returns the best checkpoint's Path (val mIoU ~0.88, so argmax masks are meaningful for
+    parity tests); `<stem>.last.pt` sits beside it. Trained through the Python API, on CPU.
+    """
+    from segdeploy.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("brain_checkpoint") / "unet_brain.pt"
+    train(TrainConfig(**BRAIN_CHECKPOINT_SETTINGS, output=str(out), progress=False,
+                      verbose=False))
+    return out

@@ -64,7 +64,7 @@ def _fix_inputs(model: Any, input_shapes: Mapping[str, Sequence[int]]) -> None:
 
             raise UsageError(f"input {inp.name!r} has rank {len(dims)} but the shape given "
                              f"has {len(shape)} dims", expected=f"{len(dims)} dims")
-        for d, v in zip(dims, shape):
+        for d, v in zip(dims, shape, strict=True):
             d.Clear()
             d.dim_value = int(v)
 

@@ -98,7 +98,7 @@ def write_plot(report: BenchReport, path: str | Path) -> Path:
         len([r for r in report.results if r.shape == s]) for s in shapes) * len(shapes)),
         squeeze=False)
     try:
-        for ax, shape in zip(axes[:, 0], shapes):
+        for ax, shape in zip(axes[:, 0], shapes, strict=True):
             rows = [r for r in report.results if r.shape == shape]
             ax.boxplot([r.samples_ms for r in rows], vert=False, showfliers=True, whis=(1, 99))
             ax.set_yticks(range(1, len(rows) + 1), [r.backend for r in rows])

@@ -51,7 +51,8 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     ds = get_dataset(data, split=split, channel_mode=card.channel_mode)
     if ds.num_classes > card.num_classes:
         raise UsageError(f"dataset {data!r} has {ds.num_classes} classes but the model predicts "
-                         f"{card.num_classes}", fix="evaluate on the data the model was trained for")
+                         f"{card.num_classes}",
+                         fix="evaluate on the data the model was trained for")
     indices = list(range(len(ds)))[:limit]
     show = console.is_terminal if progress is None else progress
     t0 = time.perf_counter()
@@ -70,6 +71,7 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
             "checkpoint": str(checkpoint), "arch": card.arch, "data": data, "split": split,
             "images": len(indices), "classes": card.classes, "metrics": metrics,
             "confusion_matrix": cm.matrix.tolist(), "seconds": round(seconds, 3),
-            "padding": "reflect" if card.output_mode == "valid" else "reflect to min_size",
+            "input_padding": ("reflect, overlap-tile (output covers the whole image)"
+                              if card.output_mode == "valid" else "reflect up to min_size"),
         })
         console.print(f"metrics written to {json_path}", highlight=False)

@@ -32,6 +32,11 @@ COMMAND_MODULES = (
     "info",
     "train",
     "eval",
+    "export",
+    "build",
+    "predict",
+    "bench",
+    "verify",
 )
 
 

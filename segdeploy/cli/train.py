@@ -50,7 +50,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None):
               help="Best checkpoint (by val mIoU) [default: ARCH.pt]; the last epoch goes to "
                    "<stem>.last.pt.")
 @click.option("--resume", type=click.Path(dir_okay=False),
-              help="Continue from a <stem>.last.pt checkpoint (model options come from it).")
+              help="Continue from a <stem>.last.pt checkpoint (model options come from it; "
+                   "-o defaults to <stem>.pt).")
 @click.option("--limit-train", type=click.IntRange(min=1),
               help="Smoke runs: use only the first N training images.")
 @click.option("--limit-val", type=click.IntRange(min=1),

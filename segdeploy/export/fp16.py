@@ -291,7 +291,8 @@ def _remove_cast_round_trips(model: onnx.ModelProto) -> None:
             consumers.setdefault(name, []).append(node)
     dropped: set[int] = set()
     for node in graph.node:
-        if not (_is_cast_to(node, TensorProto.FLOAT16) and types.get(node.input[0]) == TensorProto.FLOAT):
+        if not _is_cast_to(node, TensorProto.FLOAT16) or \
+                types.get(node.input[0]) != TensorProto.FLOAT:
             continue
         source, half = node.input[0], node.output[0]
         users = consumers.get(half, [])

@@ -85,7 +85,7 @@ def check_trt_support(model: onnx.ModelProto, *, target: str | None = None) -> l
             findings.append(Finding(
                 "warning", CHECK, f"{node.op_type} node {node.name} takes its axes from a "
                 f"computed tensor; the {label} wants constant axes", nodes=[node.name],
-                fix="fold constants before the build (polygraphy surgeon sanitize --fold-constants)"))
+                fix="fold constants first (polygraphy surgeon sanitize --fold-constants)"))
     for op, nodes in sorted(unsupported.items()):
         findings.append(Finding(
             "error", CHECK, f"operator {op} is not supported by the {label} "

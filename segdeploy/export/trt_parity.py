@@ -50,8 +50,8 @@ def parity_points(profiles: list[ShapeProfile]) -> list[tuple[int, str, Shape]]:
     """(profile index, 'min'|'opt'|'max', shape) for each profile, identical shapes once."""
     seen: set[tuple[int, Shape]] = set()
     points = []
-    for index, profile in enumerate(profiles):
-        for kind, shape in profile.shapes().items():
+    for index, shape_profile in enumerate(profiles):
+        for kind, shape in shape_profile.shapes().items():
             if (index, shape) not in seen:
                 seen.add((index, shape))
                 points.append((index, kind, shape))
@@ -96,7 +96,7 @@ def compare_point(reference: Mapping[str, np.ndarray], test: Mapping[str, np.nda
     return record
 
 
-def run_parity(reference: InferRunner, engine: InferRunner, info: ExportInfo,
+def run_parity(reference: InferRunner, engine_runner: InferRunner, info: ExportInfo,
                profiles: list[ShapeProfile], *, threshold: float = DEFAULT_THRESHOLD,
                reference_label: str = "onnxruntime") -> dict[str, Any]:
     """Run both at every parity point; the summary goes into the plan manifest."""
@@ -104,7 +104,7 @@ def run_parity(reference: InferRunner, engine: InferRunner, info: ExportInfo,
     for seed, (index, kind, shape) in enumerate(parity_points(profiles)):
         feeds = sample_feeds(info, shape, seed=seed)
         ref_out = reference.infer(feeds)
-        got_out = engine.infer(feeds)
+        got_out = engine_runner.infer(feeds)
         record = compare_point(ref_out, got_out, compared_output(info, ref_out))
         records.append({"profile": index, "kind": kind, "shape": list(shape), **record})
     return summarize(records, threshold=threshold, reference_label=reference_label)

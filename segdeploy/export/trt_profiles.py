@@ -56,7 +56,8 @@ def format_shape(shape: Shape) -> str:
 def parse_shape(text: str) -> Shape:
     """'1x3x512x512' -> (1, 3, 512, 512); every dimension a positive integer."""
     parts = [p.strip() for p in str(text).strip().lower().split("x")]
-    if not parts or not all(re.fullmatch(r"\d+", p) for p in parts) or any(int(p) < 1 for p in parts):
+    valid = all(re.fullmatch(r"\d+", p) for p in parts)
+    if not valid or any(int(p) < 1 for p in parts):
         raise UsageError(f"cannot read shape {text!r}",
                          expected="positive integers joined by 'x', such as 1x3x512x512 (NxCxHxW)",
                          fix="write shapes as NxCxHxW, e.g. min=1x3x128x128")
@@ -141,11 +142,11 @@ def default_profile(geom: InputGeometry, *, max_batch: int = DEFAULT_MAX_BATCH,
     return ShapeProfile(*(tuple(shapes[k]) for k in KINDS))
 
 
-def profile_problems(profile: ShapeProfile, geom: InputGeometry) -> list[str]:
+def profile_problems(shapes: ShapeProfile, geom: InputGeometry) -> list[str]:
     """Every reason why the model cannot run at this profile (empty when it can)."""
     problems: list[str] = []
     rank = len(geom.onnx_dims)
-    for kind, shape in profile.shapes().items():
+    for kind, shape in shapes.shapes().items():
         if len(shape) != rank:
             problems.append(f"{kind} {format_shape(shape)} has {len(shape)} dims, the input has "
                             f"{rank}")
@@ -153,7 +154,7 @@ def profile_problems(profile: ShapeProfile, geom: InputGeometry) -> list[str]:
         return problems
     names = ("N", "C", "H", "W") if rank == 4 else tuple(f"dim{i}" for i in range(rank))
     for axis in range(rank):
-        lo, mid, hi = profile.min[axis], profile.opt[axis], profile.max[axis]
+        lo, mid, hi = shapes.min[axis], shapes.opt[axis], shapes.max[axis]
         if not lo <= mid <= hi:
             problems.append(f"{names[axis]} is not min <= opt <= max ({lo}, {mid}, {hi})")
         fixed = geom.fixed(axis)
@@ -161,7 +162,7 @@ def profile_problems(profile: ShapeProfile, geom: InputGeometry) -> list[str]:
             problems.append(f"{names[axis]} is fixed to {fixed} in the ONNX")
     if rank != 4:
         return problems
-    for kind, shape in profile.shapes().items():
+    for kind, shape in shapes.shapes().items():
         if shape[1] != geom.in_channels:
             problems.append(f"{kind} has {shape[1]} channels, the model takes {geom.in_channels}")
         for axis in (2, 3):
@@ -180,11 +181,11 @@ def validate_profiles(profiles: list[ShapeProfile], geom: InputGeometry) -> list
     if not profiles:
         raise UsageError("no optimisation profile", expected="at least one profile")
     messages = []
-    for index, profile in enumerate(profiles):
-        problems = profile_problems(profile, geom)
+    for index, shapes in enumerate(profiles):
+        problems = profile_problems(shapes, geom)
         if problems:
-            label = f"profile {index + 1} ({profile.describe()})" if len(profiles) > 1 else \
-                f"profile {profile.describe()}"
+            label = f"profile {index + 1} ({shapes.describe()})" if len(profiles) > 1 else \
+                f"profile {shapes.describe()}"
             messages.append(f"{label}: " + "; ".join(problems))
     if messages:
         suggestion = default_profile(geom).describe()

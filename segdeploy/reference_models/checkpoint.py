@@ -123,7 +123,9 @@ def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") ->
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():
+        # a class in the file, or a plain pickle (PROTO opcode) torch cannot read safely;
+        # anything else is garbage bytes read as opcodes
+        if "unsupported global" not in str(exc).lower() and not _starts_like_pickle(p):
             raise _corrupt(p, exc) from exc
         kind = "segdeploy checkpoint" if what == "checkpoint" else f"plain {what}"
         raise CheckpointError(
@@ -189,8 +191,16 @@ def _few(keys: list[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def _starts_like_pickle(p: Path) -> bool:
+    with p.open("rb") as fh:
+        return fh.read(1) == b"\x80"
+
+
 def _corrupt(p: Path, exc: BaseException) -> CheckpointError:
-    why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    why = lines[-1][:120] if lines else type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported" in str(exc):
+        why = "not a pickle or zip archive torch can read"
     return CheckpointError(f"{p} is truncated or corrupt ({why})",
                            expected="a complete .pt file written by `segdeploy train`",
                            fix="copy the file again or re-create it")

@@ -26,6 +26,7 @@ from segdeploy.reference_models.registry import require_full_width
 VGG16_FC = {"classifier.0": "fc6", "classifier.3": "fc7"}
 VGG16_DROPPED = ("classifier.6.",)
 RESNET18_DROPPED = ("fc.",)
+EXAMPLE_FILES = {"VGG16": "vgg16-397923af.pth", "ResNet-18": "resnet18-f37072fd.pth"}
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -103,10 +104,12 @@ def assign_backbone(trunk: nn.Module, sd: dict[str, torch.Tensor], *, source: st
         parts = [f"{name}: {_few(keys)}" for name, keys in
                  (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
                  if keys]
-        raise ModelError(f"{source} does not match the {arch} backbone ({'; '.join(parts)})",
-                         expected=f"a torchvision {arch} state dict",
-                         fix=f"pass torchvision's {arch} ImageNet weights file "
-                             "(e.g. vgg16-397923af.pth / resnet18-f37072fd.pth)")
+        found = _guess_family(sd)
+        hint = f"; it looks like a {found} file" if found and found != arch else ""
+        raise ModelError(
+            f"{source} does not match the {arch} backbone{hint} ({'; '.join(parts)})",
+            expected=f"a torchvision {arch} state dict",
+            fix=f"pass torchvision's {arch} ImageNet weights ({EXAMPLE_FILES[arch]})")
     trunk.load_state_dict(sd, strict=True)
 
 
@@ -126,6 +129,14 @@ def load_resnet18_backbone(trunk: nn.Module, path: str | os.PathLike[str], *,
     in_channels = trunk.conv1.in_channels
     sd = convert_resnet18_state_dict(read_state_dict(path), in_channels=in_channels)
     assign_backbone(trunk, sd, source=str(path), arch="ResNet-18")
+
+
+def _guess_family(sd: dict[str, torch.Tensor]) -> str | None:
+    if "fc6.weight" in sd or "features.0.weight" in sd:
+        return "VGG16"
+    if "layer1.0.conv1.weight" in sd:
+        return "ResNet-18"
+    return None
 
 
 def _few(keys: list[str], n: int = 4) -> str:

@@ -20,18 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from segdeploy.errors import ModelError
-from segdeploy.geometry import (
-    unet_valid_crop_offsets,
-    unet_valid_min_input_size,
-    unet_valid_output_size,
-)
+from segdeploy.geometry import unet_valid_crop_offsets, unet_valid_min_input_size
 from segdeploy.reference_models.registry import attach_meta, check_common, register_model, scaled
 
 
 def _tracing() -> bool:
     """True under torch.export / dynamo / jit tracing, where Python shape checks must not run."""
-    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling()
-                or torch.compiler.is_exporting())
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)
+    return bool(torch.jit.is_tracing() or torch.compiler.is_compiling() or exporting())
 
 
 class DoubleConv(nn.Sequential):
@@ -133,7 +129,6 @@ def unet_valid(*, num_classes: int = 2, width: float = 1.0, in_channels: int = 3
     check_common(num_classes, in_channels)
     model = UNet(num_classes=num_classes, width=width, in_channels=in_channels, depth=depth,
                  batch_norm=batch_norm, padding=0)
-    unet_valid_output_size(model.min_size, depth)  # validates depth
     return attach_meta(model, arch="unet_valid",
                        config=_config(num_classes, width, in_channels, depth, batch_norm),
                        output_stride=2**depth, min_size=model.min_size, output_mode="valid")

@@ -40,12 +40,12 @@ class VGG16Trunk(nn.Module):
     """VGG16 conv blocks plus fc6/fc7 as convolutions; returns pool3, pool4 and fc7."""
 
     def __init__(self, *, in_channels: int = 3, width: float = 1.0, first_padding: int = 100,
-                 dropout: float = 0.5):
+                 fc6_padding: int = 0, dropout: float = 0.5):
         super().__init__()
         self.features = make_vgg16_features(in_channels, width, first_padding)
         c5 = scaled(512, width)
         c_fc = scaled(4096, width)
-        self.fc6 = nn.Conv2d(c5, c_fc, kernel_size=7)
+        self.fc6 = nn.Conv2d(c5, c_fc, kernel_size=7, padding=fc6_padding)
         self.fc7 = nn.Conv2d(c_fc, c_fc, kernel_size=1)
         self.drop = nn.Dropout2d(dropout)
         self.channels = {"pool3": scaled(256, width), "pool4": c5, "fc7": c_fc}

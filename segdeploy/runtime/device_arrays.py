@@ -94,7 +94,7 @@ def _require_contiguous(shape: tuple[int, ...], strides: tuple[int, ...] | None,
         return
     want = _contiguous_strides(shape, itemsize)
     # strides of size-1 dims do not matter
-    if any(s != w for s, w, d in zip(strides, want, shape) if d > 1):
+    if any(s != w for s, w, d in zip(strides, want, shape, strict=True) if d > 1):
         raise InputError(f"{source} array is not C-contiguous (byte strides {strides})",
                          expected=f"contiguous strides {want}",
                          fix="pass x.contiguous() (torch) or cupy.ascontiguousarray(x)")

@@ -189,7 +189,7 @@ class OnnxRuntimeRunner(Runner):
         has_device = any(isinstance(v, DeviceView) for v in feeds.values())
         try:
             if not (self._use_binding or has_device):
-                return dict(zip(output_names, self.session.run(output_names, feeds)))
+                return dict(zip(output_names, self.session.run(output_names, feeds), strict=True))
             return self._infer_bound(feeds, output_names)
         except self._errors as exc:
             shapes = {k: tuple(v.shape) for k, v in feeds.items()}
@@ -214,4 +214,4 @@ class OnnxRuntimeRunner(Runner):
         for name in output_names:
             binding.bind_output(name, "cpu")
         self.session.run_with_iobinding(binding)
-        return dict(zip(output_names, binding.copy_outputs_to_cpu()))
+        return dict(zip(output_names, binding.copy_outputs_to_cpu(), strict=True))

@@ -56,8 +56,10 @@ def _dims(shape: Sequence[int]) -> str:
 
 def profiles_containing(spec: TensorSpec, shape: Sequence[int]) -> list[int]:
     """Indices of the optimisation profiles whose [min, max] box contains `shape`."""
+    shape = tuple(int(s) for s in shape)
     return [i for i, (lo, _, hi) in enumerate(spec.profiles)
-            if len(lo) == len(shape) and all(a <= s <= b for a, s, b in zip(lo, shape, hi))]
+            if len(lo) == len(shape) == len(hi)
+            and all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True))]
 
 
 def check_shape(spec: TensorSpec, shape: Sequence[int]) -> None:
@@ -66,7 +68,7 @@ def check_shape(spec: TensorSpec, shape: Sequence[int]) -> None:
     if len(shape) != spec.rank:
         raise InputError(f"input {spec.name!r} has shape {shape} (rank {len(shape)})",
                          expected=f"rank {spec.rank}: {spec.describe()}")
-    for axis, (want, got) in enumerate(zip(spec.shape, shape)):
+    for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
         if want is not None and want >= 0 and want != got:
             raise InputError(f"input {spec.name!r} has size {got} on axis {axis} (shape {shape})",
                              expected=spec.describe())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -10,18 +10,14 @@ from torch.utils.data import Dataset
 
 from segdeploy.errors import DataError
 from segdeploy.imaging import normalize
-
-#: (crop H, crop W) -> (top, left, out H, out W) of the model's output inside the crop
-TargetWindow = Callable[[int, int], tuple[int, int, int, int]]
-
-
-def same_window(h: int, w: int) -> tuple[int, int, int, int]:
-    return 0, 0, h, w
+from segdeploy.training.evaluate import Geometry
 
 
 class TrainCrops(Dataset):
     """Augmented training samples (data.transforms.TrainTransform: random scale, crop, flip),
-    normalised with the dataset's mean/std; masks cut to the model's output window.
+    normalised with the dataset's mean/std. For output_mode "valid" models the image is
+    reflection-padded (Geometry.pad_image) so the logits cover the whole mask from (0, 0);
+    the loop crops logits larger than the mask.
 
     Randomness comes from `sample_rng(seed, epoch, index)`: the same for any number of
     workers or ranks, and repeated exactly by --resume. Set `.epoch` before each epoch (the
@@ -30,14 +26,15 @@ class TrainCrops(Dataset):
 
     def __init__(self, dataset, indices: Sequence[int], size: tuple[int, int] | None,
                  mean: Sequence[float], std: Sequence[float], *,
-                 window: TargetWindow = same_window, seed: int = 0):
+                 geometry: Geometry | None = None, seed: int = 0):
         from segdeploy.data.transforms import TrainTransform
 
         self.dataset = dataset
         self.indices = list(indices)
         self.transform = TrainTransform(size) if size is not None else None
         self.mean, self.std = list(mean), list(std)
-        self.window = window
+        self.geometry = geometry if geometry is not None and geometry.output_mode == "valid" \
+            else None
         self.seed = seed
         self.epoch = 0
 
@@ -54,8 +51,8 @@ class TrainCrops(Dataset):
             image, mask = self.transform(image, mask, rng)
         elif rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
-        top, left, oh, ow = self.window(*mask.shape)
-        mask = mask[top:top + oh, left:left + ow]
+        if self.geometry is not None:
+            image = self.geometry.pad_image(np.ascontiguousarray(image))
         x = torch.from_numpy(normalize(np.ascontiguousarray(image), self.mean, self.std))
         y = torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
         return x, y

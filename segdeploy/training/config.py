@@ -40,7 +40,7 @@ class TrainConfig:
     workers: int = 0
     seed: int = 0
     device: str = "auto"
-    #: None: ARCH.pt in the current folder
+    #: None: ARCH.pt in the current folder (X.pt when resuming from X.last.pt)
     output: str | None = None
     resume: str | None = None
     #: smoke runs: use only the first N training / validation images
@@ -76,7 +76,14 @@ class TrainConfig:
 
     @property
     def output_path(self) -> Path:
-        return Path(self.output) if self.output else Path(f"{self.arch}.pt")
+        """-o; else, when resuming from `X.last.pt`, `X.pt` (where that run kept its best);
+        else ARCH.pt."""
+        if self.output:
+            return Path(self.output)
+        if self.resume and Path(self.resume).name.endswith(".last.pt"):
+            r = Path(self.resume)
+            return r.with_name(r.name[: -len(".last.pt")] + ".pt")
+        return Path(f"{self.arch}.pt")
 
     @property
     def last_path(self) -> Path:

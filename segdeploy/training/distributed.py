@@ -57,7 +57,8 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
                           fix="use --device cpu, or install a CUDA build of torch on a GPU machine")
     count = torch.cuda.device_count()
     if info.local_rank >= count:
-        raise DeviceError(f"rank {info.rank} wants cuda:{info.local_rank} but there are {count} GPUs",
+        raise DeviceError(f"rank {info.rank} wants cuda:{info.local_rank} but there are "
+                          f"{count} GPUs",
                           fix="use --nproc_per_node <= the number of GPUs")
     torch.cuda.set_device(info.local_rank)
     return torch.device("cuda", info.local_rank)
@@ -103,3 +104,21 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
+
+
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating buffers (BatchNorm running stats) over ranks, broadcast the rest.
+
+    Each rank updates its running statistics on its own batches; without this, ranks would
+    validate slightly different models and the reduced metrics would not be those of the
+    checkpoint rank 0 saves.
+    """
+    if not info.enabled or not dist.is_initialized():
+        return
+    with torch.no_grad():
+        for buf in model.buffers():
+            if buf.is_floating_point():
+                dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+                buf.div_(info.world_size)
+            else:
+                dist.broadcast(buf, src=0)

@@ -8,7 +8,8 @@ is scored and models of any output mode compare on the same pixels:
 - output_mode "valid" (unet_valid): pad by the U-Net margin on the top/left and enough on the
   bottom/right for the output to cover the whole image (the overlap-tile strategy of
   Ronneberger et al.). We do NOT score a centre crop of the mask: the padded result is what a
-  deployment produces and is comparable with "same" models.
+  deployment produces and is comparable with "same" models. Training pads its crops the same
+  way, so a valid U-Net learns from every pixel of a crop even on small images (brain).
 """
 
 from __future__ import annotations
@@ -59,43 +60,31 @@ class Geometry:
 
         return 0, grow(h) - h, 0, grow(w) - w
 
-    def train_window(self, h: int, w: int) -> tuple[int, int, int, int]:
-        """(top, left, out H, out W): where the model's output lies inside an H x W crop."""
-        if self.output_mode != "valid":
-            return 0, 0, h, w
-        from segdeploy.geometry import (
-            unet_valid_margin,
-            unet_valid_min_input_size,
-            unet_valid_output_size,
-        )
-
-        low = unet_valid_min_input_size(self.depth)
-        if min(h, w) < low:
-            raise UsageError(f"training crop {h}x{w} is too small for a valid U-Net",
-                             expected=f"--image-size of at least {low}",
-                             fix=f"pass --image-size {low} or larger, or train the padded 'unet'")
-        m = unet_valid_margin(self.depth)
-        return m, m, unet_valid_output_size(h, self.depth), unet_valid_output_size(w, self.depth)
+    def pad_image(self, image: np.ndarray) -> np.ndarray:
+        """Reflection-pad an HxWxC image as `pads` says (a no-op when nothing is needed)."""
+        top, bottom, left, right = self.pads(*image.shape[:2])
+        if not (top or bottom or left or right):
+            return image
+        mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
+        return np.pad(image, ((top, bottom), (left, right), (0, 0)), mode=mode)
 
     def check_train_size(self, h: int, w: int) -> None:
-        """A fixed training crop must itself be a size the model accepts."""
-        top, bottom, left, right = self.pads(h, w) if self.output_mode == "same" else (0,) * 4
+        """A "same" model's training crop must itself be a size the model accepts ("valid"
+        models get their crops reflection-padded, as in evaluation)."""
+        if self.output_mode == "valid":
+            return
+        _, bottom, _, right = self.pads(h, w)
         if bottom or right:
             raise UsageError(f"training crop {h}x{w} does not suit this model",
                              expected=f"sides >= {self.min_size} and multiples of "
                                       f"{self.size_multiple}",
                              fix="choose another --image-size")
-        self.train_window(h, w)
 
 
 def padded_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float],
                  geometry: Geometry) -> torch.Tensor:
     """HxWxC uint8 -> 1xCxH'xW' float32, reflection-padded as `geometry` requires."""
-    top, bottom, left, right = geometry.pads(*image.shape[:2])
-    if top or bottom or left or right:
-        mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
-        image = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode=mode)
-    return torch.from_numpy(normalize(image, mean, std)).unsqueeze(0)
+    return torch.from_numpy(normalize(geometry.pad_image(image), mean, std)).unsqueeze(0)
 
 
 @torch.inference_mode()

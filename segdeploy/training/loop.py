@@ -106,7 +106,7 @@ class _Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
 
         self.crops = crops = TrainCrops(self.train_ds, self.train_idx, size, self.train_ds.mean,
-                                        self.train_ds.std, window=self.geometry.train_window,
+                                        self.train_ds.std, geometry=self.geometry,
                                         seed=cfg.seed)
         if self.info.enabled:
             self.sampler = DistributedSampler(crops, num_replicas=self.info.world_size,
@@ -179,10 +179,19 @@ class _Trainer:
                              expected=f"--epochs above {self.start_epoch}",
                              fix=f"pass --epochs {self.start_epoch + 10} (the total, not extra)")
 
+    def _say(self, text: str) -> None:
+        self.console.print(text, highlight=False, soft_wrap=True)
+
     # -- epochs ----------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         t0 = time.perf_counter()
         self._setup()
@@ -198,12 +207,16 @@ class _Trainer:
                 self._finish_epoch(epoch, train_loss, val_loss, metrics, time.perf_counter() - te)
         D.barrier(self.info)
         seconds = time.perf_counter() - t0
+        if self.main and not self.output.exists():
+            self._say(f"note: no epoch of this run beat the best val mIoU {self.best_miou:.4f} "
+                      f"(epoch {self.best_epoch}) of the resumed run, so {self.output} was not "
+                      "written; the best checkpoint is the one that run wrote")
         if self.main and self.cfg.verbose:
             m = self.best_metrics
-            self.console.print(
+            self._say(
                 f"best val mIoU {self.best_miou:.4f} (pixel acc {_fmt(m.get('pixel_accuracy'))}, "
                 f"fw IoU {_fmt(m.get('fw_iou'))}) at epoch {self.best_epoch} -> {self.output}; "
-                f"last epoch -> {self.last} ({seconds:.1f} s)", highlight=False, soft_wrap=True)
+                f"last epoch -> {self.last} ({seconds:.1f} s)")
         return TrainResult(best_miou=self.best_miou, best_epoch=self.best_epoch,
                            best_metrics=self.best_metrics, output=self.output, last=self.last,
                            epochs_run=self.cfg.epochs - self.start_epoch, seconds=seconds,
@@ -215,10 +228,10 @@ class _Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         ranks = f" x {self.info.world_size} ranks" if self.info.enabled else ""
         start = f", resuming after epoch {self.start_epoch}" if self.start_epoch else ""
-        self.console.print(
+        self._say(
             f"training {self.cfg.arch} ({n_params / 1e6:.2f} M params) on {self.cfg.data}: "
             f"{len(self.train_idx)} train / {len(self.val_idx)} val images, "
-            f"{self.num_classes} classes, {self.device}{ranks}{start}", highlight=False, soft_wrap=True)
+            f"{self.num_classes} classes, {self.device}{ranks}{start}")
 
     def _train_epoch(self, epoch: int, bar) -> float:
         cfg = self.cfg
@@ -235,10 +248,12 @@ class _Trainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             logits = self.net(x)
-            if logits.shape[-2:] != y.shape[-2:]:
-                raise UsageError(f"model output {tuple(logits.shape[-2:])} does not match "
-                                 f"target {tuple(y.shape[-2:])}",
-                                 fix="check the model's output_mode in model.meta")
+            h, w = y.shape[-2:]
+            if logits.shape[-2] < h or logits.shape[-1] < w:
+                raise UsageError(f"model output {tuple(logits.shape[-2:])} is smaller than "
+                                 f"the target {(h, w)}",
+                                 fix="check the model's output_mode/min_size in model.meta")
+            logits = logits[..., :h, :w]  # "valid" models: padded input, output from (0, 0)
             loss = self.loss_fn(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -254,6 +269,7 @@ class _Trainer:
         return float(sums[0] / sums[1]) if sums[1] else float("nan")
 
     def _validate(self, epoch: int, bar) -> tuple[dict[str, Any], float]:
+        D.sync_buffers(self.model, self.info)  # every rank scores the weights rank 0 saves
         mine = self.val_idx[self.info.rank::self.info.world_size]
         task = bar.add_task(f"val {epoch + 1}/{self.cfg.epochs}", total=len(mine), info="")
         cm, loss_sum, count = evaluate(
@@ -284,7 +300,7 @@ class _Trainer:
         if self.main:
             self._save(epoch, card_metrics, best)
             if self.cfg.verbose:
-                self.console.print(_epoch_line(record, self.cfg.epochs, best), highlight=False, soft_wrap=True)
+                self._say(_epoch_line(record, self.cfg.epochs, best))
 
     def _save(self, epoch: int, metrics: dict[str, Any], best: bool) -> None:
         from segdeploy.reference_models.checkpoint import save_checkpoint

@@ -65,13 +65,13 @@ class ConfusionMatrix:
                 t, p = t[keep], p[keep]
         if t.size == 0:
             return self
+        ignore = f" or {self.ignore_index} (ignore)" if self.ignore_index is not None else ""
         for name, a in (("target", t), ("prediction", p)):
             lo, hi = int(a.min()), int(a.max())
             if lo < 0 or hi >= k:
                 raise InputError(
                     f"{name} holds class id {hi if hi >= k else lo}",
-                    expected=f"class ids in 0..{k - 1}"
-                    + (f" or {self.ignore_index} (ignore)" if self.ignore_index is not None else ""),
+                    expected=f"class ids in 0..{k - 1}{ignore}",
                     fix="check --num-classes against the masks (class ids must be below it)")
         self.matrix += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
         return self

@@ -12,7 +12,7 @@ from segdeploy.bench.flops import achieved_gflops, count_flops, sgemm_peak_gflop
 
 
 def _tiny_graph() -> onnx.ModelProto:
-    """Conv 3->8 k3, grouped Conv 8->8 (4 groups) k3, ConvTranspose 8->4 k2 s2, pool, Gemm, MatMul."""
+    """Conv 3->8 k3, grouped Conv 8->8 k3, ConvTranspose 8->4 k2 s2, pool, Gemm, MatMul."""
     rng = np.random.default_rng(0)
 
     def init(name: str, *shape: int) -> onnx.TensorProto:

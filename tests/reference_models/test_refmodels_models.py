@@ -17,11 +17,14 @@ META_KEYS = {"arch", "config", "num_classes", "in_channels", "output_stride", "s
              "min_size", "output_mode"}
 
 
+CASES = [(name, {}) for name in list_models()] + [("fcn8s", {"paper_padding": False})]
+
+
 @pytest.mark.parametrize("num_classes", [3, 2])
-@pytest.mark.parametrize("name", list_models())
-def test_every_model_any_size(name: str, num_classes: int) -> None:
+@pytest.mark.parametrize("name,options", CASES, ids=[n + "-".join(["", *o]) for n, o in CASES])
+def test_every_model_any_size(name: str, options: dict, num_classes: int) -> None:
     torch.manual_seed(0)
-    model = get_model(name, num_classes=num_classes, width=0.125).eval()
+    model = get_model(name, num_classes=num_classes, width=0.125, **options).eval()
     meta = model.meta
     assert META_KEYS <= set(meta)
     assert meta["arch"] == name and meta["num_classes"] == num_classes

@@ -1,0 +1,167 @@
+"""Run several backends at several shapes, with a progress bar, into one BenchReport."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from segdeploy.bench.backends import (
+    BenchBackend,
+    OnnxRuntimeBackend,
+    PyTorchBackend,
+    SegmenterBackend,
+    Shape,
+)
+from segdeploy.bench.environment import collect_environment
+from segdeploy.bench.results import BackendResult, BenchReport, shape_text
+from segdeploy.bench.timing import check_plan, summarize, trust_warnings
+from segdeploy.errors import DeviceError, MissingDependencyError, UsageError
+
+BACKEND_NAMES = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+
+
+def parse_shape(text: str, channels: int) -> Shape:
+    """'1x3x256x256' (NxCxHxW) or '256x256' (HxW, batch 1, the model's channels)."""
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) == 2:
+        dims = (1, channels, *dims)
+    if len(dims) != 4 or min(dims) < 1:
+        raise UsageError(f"shape {text!r} is not NxCxHxW", expected="e.g. 1x3x256x256 or 256x256",
+                         fix="give batch, channels, height and width separated by 'x'")
+    return dims  # type: ignore[return-value]
+
+
+def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
+                  names: Sequence[str] | None, *, threads: int | None = None,
+                  cuda_graphs: Sequence[bool] = (False, True)
+                  ) -> tuple[list[BenchBackend], dict[str, str]]:
+    """The backends to run for these files, and those asked for that cannot run (with why).
+
+    names=None means every backend these files allow; an explicit name that no file allows
+    is a UsageError.
+    """
+    wanted = list(names) if names else list(BACKEND_NAMES)
+    unknown = [n for n in wanted if n not in BACKEND_NAMES]
+    if unknown:
+        raise UsageError(f"unknown backend {unknown[0]!r}", expected=", ".join(BACKEND_NAMES))
+    backends: list[BenchBackend] = []
+    skipped: dict[str, str] = {}
+    if "pytorch" in wanted:
+        if checkpoint is not None:
+            backends.append(PyTorchBackend(checkpoint, threads=threads))
+        elif names:
+            raise UsageError("--backend pytorch needs the model's weights",
+                             fix="add --checkpoint MODEL.pt")
+    onnx = [Path(e) for e in engines if Path(e).suffix.lower() == ".onnx"]
+    plans = [Path(e) for e in engines if Path(e).suffix.lower() in PLAN_SUFFIXES]
+    other = [str(e) for e in engines if Path(e) not in onnx + plans]
+    if other:
+        raise UsageError(f"cannot tell the engine type of {other[0]}",
+                         expected=f".onnx or one of {', '.join(PLAN_SUFFIXES)}")
+    for path in onnx:
+        if "onnxruntime" in wanted:
+            backends.append(OnnxRuntimeBackend(path, threads=threads))
+        if "segmenter" in wanted:
+            backends.append(SegmenterBackend(path, threads=threads))
+    if "tensorrt" in wanted and not plans and names:
+        skipped["tensorrt"] = "needs a TensorRT plan: build one with `segdeploy build MODEL.onnx`"
+    for path in plans:
+        if "tensorrt" in wanted:
+            from segdeploy.bench.tensorrt import TensorRTBackend
+
+            backends.extend(TensorRTBackend(path, cuda_graph=g) for g in cuda_graphs)
+        if "segmenter" in wanted:
+            backends.append(SegmenterBackend(path))
+    if not backends:
+        raise UsageError("nothing to benchmark",
+                         expected="--engine MODEL.onnx|.plan and/or --checkpoint MODEL.pt "
+                                  "matching the --backend choices")
+    return backends, skipped
+
+
+def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warmup: int = 5,
+              iterations: int | None = None, duration: float | None = None,
+              threads: int | None = None, strict: bool = False, progress: bool = True,
+              settings: dict[str, Any] | None = None) -> BenchReport:
+    """Open each backend once, time it at every shape, close it; collect the environment.
+
+    A backend that cannot open (missing library, no GPU) is skipped with its reason unless
+    `strict`, in which case its error propagates.
+    """
+    check_plan(warmup, iterations, duration)
+    if iterations is None and duration is None:
+        iterations = 50
+    results: list[BackendResult] = []
+    skipped: dict[str, str] = {}
+    with _progress(progress) as bar:
+        for backend in backends:
+            try:
+                backend.open()
+            except (MissingDependencyError, DeviceError) as exc:
+                backend.close()
+                if strict:
+                    raise
+                skipped[backend.name] = str(exc)
+                continue
+            try:
+                for shape in shapes:
+                    results.append(_one(backend, shape, bar, warmup, iterations, duration))
+            finally:
+                backend.close()
+    report = BenchReport(
+        environment=collect_environment(threads),
+        settings={"warmup": warmup, "iterations": iterations, "duration_s": duration,
+                  "threads": threads, "shapes": [list(s) for s in shapes], **(settings or {})},
+        results=results, skipped=skipped)
+    report.fill_speedups()
+    return report
+
+
+def _one(backend: BenchBackend, shape: Shape, bar: Any, warmup: int, iterations: int | None,
+         duration: float | None) -> BackendResult:
+    label = f"{backend.name} {shape_text(shape)}"
+    total = float(iterations) if iterations is not None else float(duration or 1.0)
+    task = bar.add_task(label, total=total) if bar is not None else None
+
+    def step(i: int, spent: float) -> None:
+        if bar is not None:
+            bar.update(task, completed=i if iterations is not None else min(spent, total))
+
+    samples, phases = backend.measure(shape, warmup=warmup, iterations=iterations,
+                                      duration=duration, on_step=step)
+    if bar is not None:
+        bar.update(task, completed=total)
+    stats = summarize(samples, batch=shape[0])
+    info = backend.info()
+    warnings = trust_warnings(stats)
+    if isinstance(info.get("phases"), str):
+        warnings.append(info["phases"])
+    return BackendResult(backend=backend.name, shape=tuple(shape), stats=stats,
+                         samples_ms=[float(v) * 1e3 for v in samples],
+                         phases={k: summarize(v, batch=shape[0]) for k, v in phases.items()},
+                         info=info, warnings=warnings)
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(enabled: bool) -> Any:
+    """A rich progress bar on stderr (hidden when stderr is not a terminal and not forced)."""
+    if not enabled:
+        return _NoProgress()
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True, file=sys.stderr), transient=True)

@@ -1,0 +1,104 @@
+"""`segdeploy bench --engine MODEL.plan|.onnx [--checkpoint MODEL.pt]`: latency and throughput."""
+
+from __future__ import annotations
+
+import click
+
+#: kept in step with segdeploy.bench.harness.BACKEND_NAMES (a test checks)
+BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
+
+
+@click.command("bench")
+@click.option("--engine", "-e", "engines", multiple=True, type=click.Path(dir_okay=False),
+              help="An .onnx (ONNX Runtime) or .plan (TensorRT) file; repeat to compare several.")
+@click.option("--checkpoint", "-c", type=click.Path(dir_okay=False),
+              help="The model's .pt checkpoint, to add PyTorch eager as a baseline.")
+@click.option("--shape", "-s", "shapes", multiple=True, metavar="NxCxHxW",
+              help="Input shape (or HxW for batch 1); repeat for several "
+                   "[default: 1 x channels x the model card's train_size].")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed iterations before measuring.")
+@click.option("--iterations", "-n", type=click.IntRange(min=1),
+              help="Timed iterations per backend and shape [default: 50].")
+@click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True),
+              help="Measure each backend and shape for this many seconds instead.")
+@click.option("--backend", "-b", "backends", multiple=True, type=click.Choice(BACKENDS),
+              help="Backends to run; repeat for several [default: every one the files allow].")
+@click.option("--cuda-graph", type=click.Choice(["both", "on", "off"]), default="both",
+              show_default=True, help="TensorRT: time with CUDA graphs, without, or both.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for ONNX Runtime and PyTorch [default: theirs].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write every number, samples and environment to this JSON file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Draw the latency distributions to this .png/.svg/.pdf (needs matplotlib).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when the output is a terminal].")
+def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str, ...],
+            warmup: int, iterations: int | None, duration: float | None,
+            backends: tuple[str, ...], cuda_graph: str, threads: int | None,
+            json_path: str | None, plot_path: str | None, progress: bool | None) -> None:
+    """Time one batch per iteration on each backend and report min / mean / median / p90 /
+    p95 / p99 / max latency, throughput and speed-up over the slowest backend.
+
+    \b
+    segdeploy bench --engine fcn8s.onnx --checkpoint fcn8s.pt -s 1x3x256x256 -s 4x3x256x256
+    segdeploy bench --engine fcn8s.plan --duration 10 --json bench.json --plot bench.png
+
+    "segmenter" times Segmenter.predict on uint8 images (pre- and post-processing included);
+    "tensorrt" adds host->device, GPU compute and device->host times from CUDA events.
+    """
+    from rich.console import Console
+
+    from segdeploy.atomic import check_output_path
+    from segdeploy.bench.harness import parse_shape, plan_backends, run_bench
+    from segdeploy.bench.report import print_report, write_json, write_plot
+    from segdeploy.errors import UsageError, require
+
+    if not engines and not checkpoint:
+        raise UsageError("nothing to benchmark", expected="--engine MODEL.onnx|.plan and/or "
+                         "--checkpoint MODEL.pt")
+    if iterations is not None and duration is not None:
+        raise UsageError("both --iterations and --duration were given", expected="one of them")
+    for path in (json_path, plot_path):
+        if path:
+            check_output_path(path)
+    if plot_path:
+        require("matplotlib", extra="plot", purpose="to draw --plot")
+    card = _card(engines, checkpoint)
+    parsed = [parse_shape(s, card.in_channels) for s in shapes] or [
+        (1, card.in_channels, *card.train_size)]
+    graphs = {"both": (False, True), "on": (True,), "off": (False,)}[cuda_graph]
+    chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
+                                    cuda_graphs=graphs)
+    console = Console()
+    report = run_bench(chosen, parsed, warmup=warmup, iterations=iterations, duration=duration,
+                       threads=threads, strict=bool(backends),
+                       progress=console.is_terminal if progress is None else progress,
+                       settings={"engines": list(engines), "checkpoint": checkpoint,
+                                 "arch": card.arch})
+    report.skipped.update(skipped)
+    print_report(report, console)
+    if json_path:
+        write_json(report, json_path)
+        console.print(f"results written to {json_path}", highlight=False)
+    if plot_path:
+        write_plot(report, plot_path)
+        console.print(f"plot written to {plot_path}", highlight=False)
+
+
+def _card(engines: tuple[str, ...], checkpoint: str | None):
+    """The model card that gives the default shape: from the first engine, else the checkpoint."""
+    from segdeploy.errors import ArtifactError
+
+    if engines:
+        from segdeploy.bench.backends import read_export_info
+
+        try:
+            return read_export_info(engines[0]).card
+        except ArtifactError:
+            if not checkpoint:
+                raise
+    from segdeploy.reference_models.checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint).card

@@ -1,0 +1,77 @@
+"""`segdeploy verify MODEL.pt --engine MODEL.plan|.onnx`: parity with PyTorch on real images."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("verify")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--engine", "-e", required=True, type=click.Path(dir_okay=False),
+              help="The .onnx (ONNX Runtime) or .plan (TensorRT) file exported from CHECKPOINT.")
+@click.option("--data", "-d",
+              help="Built-in dataset or folder [default: the data the checkpoint was trained "
+                   "on].")
+@click.option("--split", type=click.Choice(["train", "val"]), default="val", show_default=True)
+@click.option("--sizes", metavar="HxW,HxW,...",
+              help="Sizes to resize the images to, e.g. 97x131,197x233 [default: the data's "
+                   "size, a smaller and a larger one].")
+@click.option("--max-images", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Images taken evenly across the split.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--min-agreement", type=click.FloatRange(0, 100),
+              help="Minimum argmax pixel agreement in percent [default: 99.9 for FP32 "
+                   "engines, 99.5 for FP16].")
+@click.option("--max-miou-drop", type=click.FloatRange(min=0),
+              help="Largest allowed mIoU drop against the labels, in points [default: 0.5 "
+                   "for FP16 engines, unchecked for FP32].")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime CPU threads.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write the report to this JSON file.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar [default: when the output is a terminal].")
+def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: str | None,
+            max_images: int, batch_size: int, min_agreement: float | None,
+            max_miou_drop: float | None, threads: int | None, json_path: str | None,
+            progress: bool | None) -> None:
+    """Run CHECKPOINT in PyTorch and ENGINE on the same images at several sizes; report logit
+    errors (max / mean / p99), argmax agreement, IoU between the two masks and both mIoUs
+    against the labels. Exits with code 1 when a threshold fails.
+
+    \b
+    segdeploy verify fcn8s.pt --engine fcn8s.plan
+    segdeploy verify unet.pt -e unet.fp16.onnx --sizes 97x131,197x233 --json parity.json
+    """
+    from rich.console import Console
+
+    from segdeploy.atomic import check_output_path
+    from segdeploy.errors import ParityError
+    from segdeploy.verify.compare import run_verify
+    from segdeploy.verify.parity import parse_sizes
+    from segdeploy.verify.report import print_report, write_json
+
+    if json_path:
+        check_output_path(json_path)
+    console = Console()
+    report = run_verify(checkpoint, engine, data=data, split=split,
+                        sizes=parse_sizes(sizes) if sizes else None, max_images=max_images,
+                        batch_size=batch_size, min_agreement=min_agreement,
+                        max_miou_drop=max_miou_drop, threads=threads,
+                        progress=console.is_terminal if progress is None else progress)
+    print_report(report, console)
+    for note in report["notes"]:
+        console.print(f"[yellow]note[/] {note}", highlight=False)
+    if json_path:
+        write_json(report, json_path)
+        console.print(f"report written to {json_path}", highlight=False)
+    if not report["passed"]:
+        fails = [f for r in report["sizes"] for f in r["failures"]]
+        raise ParityError(
+            f"{report['engine_name']} disagrees with PyTorch: {fails[0]}"
+            + (f" (and {len(fails) - 1} more)" if len(fails) > 1 else ""),
+            expected=f"argmax agreement >= {report['thresholds']['min_agreement']:g}%"
+                     + (f" and mIoU drop <= {report['thresholds']['max_miou_drop']:g} points"
+                        if report["thresholds"]["max_miou_drop"] is not None else ""),
+            fix="re-export from this checkpoint; for FP16 keep more layers in FP32 or use the "
+                "FP32 engine; or relax --min-agreement / --max-miou-drop if the loss is "
+                "acceptable")

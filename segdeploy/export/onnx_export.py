@@ -1,0 +1,307 @@
+"""torch -> FP32 ONNX with dynamic batch, height and width (named dims batch/height/width).
+
+Opset 18 (default) goes through torch's dynamo exporter with `dynamic_shapes`; opset 17
+(TensorRT 8.5/8.6) through the legacy TorchScript exporter with `dynamic_axes`, as
+DESIGN.md records. The model is wrapped first (`DeployWrapper`) so optional in-graph
+preprocessing (uint8 NHWC -> normalised float NCHW) and argmax (`mask`, int32) are part of
+the exported graph and of the PyTorch reference the parity check compares with.
+
+The example input has batch 2 and odd, non-square H and W: an example of batch 1 or a
+"nice" size lets torch.export specialise shapes (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from segdeploy.errors import ExportError
+from segdeploy.manifest import ModelCard
+
+SUPPORTED_OPSETS = (17, 18)
+#: upper bound given to torch.export for the symbolic dims (TensorRT profiles narrow it)
+MAX_BATCH, MAX_SIDE = 256, 8192
+
+
+class DeployWrapper(nn.Module):
+    """The model plus what the deployed graph adds: preprocessing and argmax.
+
+    With `preprocess`, the input is uint8 N x H x W x C (what cameras and image decoders
+    give) and is normalised in the graph as (x / 255 - mean) / std. With `argmax`, a second
+    output `mask` holds int32 class ids (int32 so TensorRT keeps it as is).
+    """
+
+    def __init__(self, model: nn.Module | Any, *, mean: Sequence[float], std: Sequence[float],
+                 preprocess: bool = False, argmax: bool = False):
+        super().__init__()
+        self.model = model
+        self.preprocess = preprocess
+        self.argmax = argmax
+        m = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        s = torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
+        # x * scale + shift == (x / 255 - mean) / std, two ops TensorRT fuses
+        self.register_buffer("scale", 1.0 / (255.0 * s), persistent=False)
+        self.register_buffer("shift", -m / s, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        if self.preprocess:
+            x = x.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
+        logits = self.model(x)
+        if isinstance(logits, dict):  # torchvision-style {"out": ...}
+            logits = logits["out"]
+        elif isinstance(logits, list | tuple):
+            logits = logits[0]
+        if self.argmax:
+            return logits, torch.argmax(logits, dim=1).to(torch.int32)
+        return logits
+
+
+def output_names(argmax: bool) -> list[str]:
+    return ["logits", "mask"] if argmax else ["logits"]
+
+
+def example_size(card: ModelCard) -> tuple[int, int]:
+    """Odd, non-square H, W at least `min_size` (multiples of `size_multiple` when required)."""
+    m = max(1, card.size_multiple)
+    base = max(card.min_size, 64)
+    if m > 1:
+        h = -(-base // m) * m
+        return h, h + m
+    h = base | 1
+    return h, h + 26
+
+
+def example_input(card: ModelCard, *, preprocess: bool, batch: int = 2) -> torch.Tensor:
+    h, w = example_size(card)
+    gen = torch.Generator().manual_seed(0)
+    if preprocess:
+        return torch.randint(0, 256, (batch, h, w, card.in_channels), generator=gen,
+                             dtype=torch.uint8)
+    return torch.randn(batch, card.in_channels, h, w, generator=gen)
+
+
+def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
+                kind: str = "checkpoint") -> onnx.ModelProto:
+    """Export `wrapper` (a DeployWrapper in eval mode) to an FP32 ModelProto.
+
+    `kind` is the source kind ("checkpoint", "torchscript", "exported-program"): TorchScript
+    goes through the legacy exporter at any opset (the dynamo exporter cannot read it).
+    """
+    if opset not in SUPPORTED_OPSETS:
+        raise ExportError(f"opset {opset} is not supported",
+                          expected=f"one of {SUPPORTED_OPSETS} (17: TensorRT 8.5/8.6, 18: newer)")
+    preprocess = bool(getattr(wrapper, "preprocess", False))
+    names = output_names(bool(getattr(wrapper, "argmax", False)))
+    x = example_input(card, preprocess=preprocess)
+    spatial = (1, 2) if preprocess else (2, 3)
+    legacy = (opset <= 17 and kind != "exported-program") or kind == "torchscript"
+    with torch.no_grad(), _quiet():
+        try:
+            if legacy:
+                model = _export_legacy(wrapper, x, names, spatial, opset,
+                                       same_size=card.output_mode == "same")
+            else:
+                model = _export_dynamo(wrapper, x, names, spatial, opset, card)
+        except ExportError:
+            raise
+        except Exception as exc:
+            raise explain_export_failure(exc, card.arch) from exc
+    name_dynamic_dims(model, spatial, same_size=card.output_mode == "same")
+    _strip_node_metadata(model)
+    got = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
+    if got != opset:
+        raise ExportError(f"the exporter produced opset {got} instead of {opset}",
+                          fix="use --opset 18, or re-export the source from a torch.nn.Module")
+    return model
+
+
+def _export_dynamo(wrapper: nn.Module, x: torch.Tensor, names: list[str],
+                   spatial: tuple[int, int], opset: int, card: ModelCard) -> onnx.ModelProto:
+    dim = torch.export.Dim
+    lo = max(2, card.min_size)
+    dims = {0: dim("batch", min=1, max=MAX_BATCH), spatial[0]: dim("height", min=lo, max=MAX_SIDE),
+            spatial[1]: dim("width", min=lo, max=MAX_SIDE)}
+    program = torch.onnx.export(wrapper, (x,), dynamo=True, opset_version=opset,
+                                input_names=["input"], output_names=names,
+                                dynamic_shapes=(dims,), optimize=True, verbose=False,
+                                external_data=False)
+    if program is None:  # pragma: no cover - dynamo=True always returns a program
+        raise ExportError("the dynamo exporter returned no program")
+    return program.model_proto
+
+
+def _export_legacy(wrapper: nn.Module, x: torch.Tensor, names: list[str],
+                   spatial: tuple[int, int], opset: int, *, same_size: bool) -> onnx.ModelProto:
+    axes = {0: "batch", spatial[0]: "height", spatial[1]: "width"}
+    oh, ow = ("height", "width") if same_size else ("out_height", "out_width")
+    dynamic_axes = {"input": axes, "logits": {0: "batch", 2: oh, 3: ow}}
+    if len(names) > 1:
+        dynamic_axes["mask"] = {0: "batch", 1: oh, 2: ow}
+    buf = io.BytesIO()
+    with _native_output_silenced():
+        torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset,
+                          input_names=["input"], output_names=names, dynamic_axes=dynamic_axes,
+                          do_constant_folding=True, training=torch.onnx.TrainingMode.EVAL)
+    return onnx.load_from_string(buf.getvalue())
+
+
+@contextlib.contextmanager
+def _native_output_silenced():
+    """The legacy exporter dumps its whole TorchScript graph through C++ (stdout) on failure;
+    the ExportError we raise says what matters, so file descriptors 1 and 2 are parked."""
+    streams = [s for s in (sys.__stdout__, sys.__stderr__) if s is not None]
+    try:
+        fds = [s.fileno() for s in streams]
+        for s in streams:
+            s.flush()
+    except (AttributeError, OSError, ValueError):  # no real stdout/stderr (embedded use)
+        yield
+        return
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        with open(os.devnull, "w") as null:
+            for fd in fds:
+                os.dup2(null.fileno(), fd)
+            try:
+                yield
+            finally:
+                for fd, old in zip(fds, saved, strict=True):
+                    os.dup2(old, fd)
+    finally:
+        for old in saved:
+            os.close(old)
+
+
+def name_dynamic_dims(model: onnx.ModelProto, spatial: tuple[int, int], *,
+                      same_size: bool = True) -> None:
+    """Call the input's symbolic dims batch/height/width everywhere they appear.
+
+    Exporting a `.pt2` keeps torch's symbol names (s0, s77...), and the dynamo exporter
+    names output dims by the expressions it derived (`Min(height + 31, ...) - 31` for an FCN
+    crop); runtimes and TensorRT profiles read the names, so outputs of a "same"-size model
+    are named batch/height/width (the parity check verifies the sizes match) and those of a
+    "valid" model out_height/out_width.
+    """
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    rename: dict[str, str] = {}
+    for axis, new in ((0, "batch"), (spatial[0], "height"), (spatial[1], "width")):
+        if axis < len(dims) and dims[axis].HasField("dim_param"):
+            rename[dims[axis].dim_param] = new
+    if not rename:
+        return
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_param") and d.dim_param in rename:
+                d.dim_param = rename[d.dim_param]
+    spatial_out = ("height", "width") if same_size else ("out_height", "out_width")
+    for out in graph.output:
+        odims = out.type.tensor_type.shape.dim
+        first = 2 if len(odims) == 4 else 1  # logits N x K x H x W, mask N x H x W
+        for i, d in enumerate(odims):
+            if i == 0 and not d.HasField("dim_value"):
+                d.dim_param = "batch"
+            elif i >= first and not d.HasField("dim_value"):
+                d.dim_param = spatial_out[i - first]
+
+
+def _strip_node_metadata(model: onnx.ModelProto) -> None:
+    """The dynamo exporter tags every node with FX provenance; it is noise in a deployed file."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for vi in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        del vi.metadata_props[:]
+    for init in model.graph.initializer:
+        del init.metadata_props[:]
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Replace segdeploy's metadata_props (other keys are kept)."""
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+_OP_PATTERNS = (r"aten::[A-Za-z0-9_.]+", r"aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?",
+                r"torch\.ops\.[A-Za-z0-9_.]+", r"prim::[A-Za-z0-9_]+")
+
+
+def explain_export_failure(exc: BaseException, arch: str) -> ExportError:
+    """Turn a torch.export / ONNX exporter failure into one clear ExportError.
+
+    The exporters raise long multi-part messages; the user needs the operator (when one is
+    named), the reason, and what to change.
+    """
+    text = f"{exc}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None:
+        text += f"\n{cause}"
+    ops = []
+    for pattern in _OP_PATTERNS:
+        ops += [m for m in re.findall(pattern, text) if m not in ops]
+    summary = _summary_line(text) or type(exc).__name__
+    op_part = f" at operator {ops[0]}" if ops else ""
+    if "Constraints violated" in text or "guard" in text.lower() or "specializ" in text.lower():
+        fix = ("make the forward pass shape-agnostic: resize to a tensor's size "
+               "(F.interpolate(x, size=ref.shape[-2:])) instead of padding to a multiple and "
+               "cropping, and avoid Python branches on H/W")
+    elif ops:
+        fix = (f"replace {ops[0]} in the model with operators ONNX supports, or try the other "
+               "exporter (--opset 17 / 18)")
+    else:
+        fix = "check that the model runs in eval mode on an N x C x H x W float tensor"
+    return ExportError(f"cannot export {arch} to ONNX with dynamic shapes{op_part}: {summary}",
+                       fix=fix)
+
+
+def _summary_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("## Exception summary") and i + 1 < len(lines):
+            return _clean(lines[i + 1])
+    for line in lines:
+        if re.search(r"(Error|Exception|violated|not supported|Unsupported)", line):
+            return _clean(line)
+    return _clean(lines[0]) if lines else ""
+
+
+def _clean(line: str) -> str:
+    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+    return line[:400]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence exporter chatter (deprecation warnings, torchvision-not-installed notes)."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo",
+                                              "torch.fx.experimental.symbolic_shapes",
+                                              "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def as_numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)

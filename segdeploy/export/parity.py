@@ -1,0 +1,290 @@
+"""Does the exported graph compute what the PyTorch model computes? ONNX Runtime vs PyTorch.
+
+FP32 graph, at several input sizes (odd ones included, batch > 1): the logits must agree
+to float32 rounding (max |diff| <= FP32_RTOL * max(1, max |logit|)), and the argmax must
+agree on every pixel that is not a tie (top-2 margin >= twice that tolerance; closer pixels
+may flip under any rounding and are counted separately).
+
+FP16 graph, on real images of the data the model was trained on (the model card's
+`trained_on`; synthetic smooth images only when that data is unavailable, and the report
+says so): argmax agreement on all pixels >= FP16_MIN_AGREEMENT. The FP16 graph is also run
+at the FP32 sizes for information (it must stay finite).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import UsageError
+from segdeploy.imaging import as_hwc_uint8, normalize
+from segdeploy.manifest import ModelCard
+
+FP32_RTOL = 1e-4
+FP16_MIN_AGREEMENT = 0.995
+DEFAULT_CHECK_SIZES = ("1x3x97x131", "2x3x197x233", "1x3x512x512")
+DEFAULT_MAX_SIDE = 1024
+
+
+@dataclass
+class ParityRow:
+    """One comparison: a graph, an input set, an output."""
+
+    graph: str  # "fp32" | "fp16"
+    inputs: str  # "2x3x197x233" or "brain val: 16 images 197x233"
+    output: str  # "logits" | "mask"
+    max_abs: float | None
+    p99_abs: float | None
+    argmax_agreement: float
+    argmax_agreement_nontied: float
+    tied_fraction: float
+    pixels: int
+    threshold: str
+    passed: bool | None  # None: reported for information, not a gate
+    seconds: float = 0.0
+
+
+@dataclass
+class ParityReport:
+    rows: list[ParityRow] = field(default_factory=list)
+    fp16_images: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed is not False for r in self.rows)
+
+    def failures(self) -> list[ParityRow]:
+        return [r for r in self.rows if r.passed is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "fp16_images": self.fp16_images, "notes": self.notes,
+                "thresholds": {"fp32_rtol": FP32_RTOL, "fp16_min_agreement": FP16_MIN_AGREEMENT},
+                "rows": [asdict(r) for r in self.rows]}
+
+
+# ---------------------------------------------------------------------------- input sizes
+
+def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, int, int]],
+                                                                list[str]]:
+    """'NxCxHxW' or 'HxW' strings -> [(N, H, W)] valid for the model, plus notes on changes.
+
+    The channel count always comes from the model; sizes below `min_size` are raised to it
+    and sizes are rounded up to `size_multiple` where the model needs that.
+    """
+    out: list[tuple[int, int, int]] = []
+    notes: list[str] = []
+    for spec in specs:
+        parts = [p for p in re.split(r"[x,\s]+", spec.strip().lower()) if p]
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            nums = []
+        if len(nums) not in (2, 4) or min(nums, default=0) < 1:
+            raise UsageError(f"bad check size {spec!r}",
+                             expected="NxCxHxW (e.g. 2x3x197x233) or HxW, positive integers")
+        n, h, w = (1, *nums) if len(nums) == 2 else (nums[0], nums[2], nums[3])
+        if len(nums) == 4 and nums[1] != card.in_channels:
+            notes.append(f"{spec}: the model takes {card.in_channels} channels; used those")
+        fixed = (n, _fit_side(h, card), _fit_side(w, card))
+        if fixed[1:] != (h, w):
+            notes.append(f"{spec}: {h}x{w} adjusted to {fixed[1]}x{fixed[2]} "
+                         f"(min size {card.min_size}, multiple of {card.size_multiple})")
+        if fixed not in out:
+            out.append(fixed)
+    return out, notes
+
+
+def default_sizes(card: ModelCard, max_side: int = DEFAULT_MAX_SIDE) -> list[str]:
+    sizes = list(DEFAULT_CHECK_SIZES)
+    if max_side and f"1x3x{max_side}x{max_side}" not in sizes:
+        sizes.append(f"1x3x{max_side}x{max_side}")
+    return sizes
+
+
+def _fit_side(side: int, card: ModelCard) -> int:
+    m = max(1, card.size_multiple)
+    side = max(side, card.min_size)
+    return -(-side // m) * m
+
+
+def size_label(n: int, c: int, h: int, w: int) -> str:
+    return f"{n}x{c}x{h}x{w}"
+
+
+# ---------------------------------------------------------------------------- images
+
+def synthetic_images(n: int, h: int, w: int, channels: int, *, seed: int = 0) -> np.ndarray:
+    """N x H x W x C uint8 smooth random images (low-frequency noise, like real scenes)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, h, w, channels), dtype=np.uint8)
+    for i in range(n):
+        for c in range(channels):
+            coarse = rng.uniform(0, 255, size=(max(2, h // 16), max(2, w // 16)))
+            img = Image.fromarray(coarse.astype(np.float32), mode="F").resize(
+                (w, h), Image.Resampling.BICUBIC)
+            fine = rng.normal(0, 8, size=(h, w))
+            out[i, :, :, c] = np.clip(np.asarray(img) + fine, 0, 255).astype(np.uint8)
+    return out
+
+
+def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
+                ) -> tuple[list[np.ndarray], str]:
+    """Up to `limit` validation images (HxWxC uint8) of the model's training data.
+
+    Returns ([], reason) when the data is unavailable; the caller falls back to synthetic
+    images and reports the reason.
+    """
+    name = dataset or (card.trained_on or {}).get("name")
+    if not name:
+        return [], "the model card does not name its training data (pass --data)"
+    try:
+        from segdeploy.data import get_dataset
+
+        ds = get_dataset(name, "val", channel_mode=card.channel_mode)
+        count = len(ds)
+        if count == 0:
+            return [], f"dataset {name!r} has no validation images"
+        picks = np.unique(np.linspace(0, count - 1, num=min(limit, count)).round().astype(int))
+        images = [as_hwc_uint8(ds[int(i)][0], card.in_channels) for i in picks]
+    except Exception as exc:  # missing optional package, missing folder, unreadable file
+        return [], f"dataset {name!r} is unavailable ({str(exc).splitlines()[0][:160]})"
+    fitted = [_fit_image(img, card) for img in images]
+    fitted = [img for img in fitted if img is not None]
+    if not fitted:
+        return [], f"dataset {name!r} images are smaller than the model's min size"
+    h, w = fitted[0].shape[:2]
+    same = all(img.shape[:2] == (h, w) for img in fitted)
+    return fitted, f"{name} val: {len(fitted)} images" + (f" {h}x{w}" if same else "")
+
+
+def _fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:
+    """Crop to a multiple of size_multiple; None if smaller than min_size."""
+    h, w = img.shape[:2]
+    m = max(1, card.size_multiple)
+    h2, w2 = h // m * m, w // m * m
+    if min(h2, w2) < card.min_size:
+        return None
+    return img[:h2, :w2]
+
+
+def batches(images: Sequence[np.ndarray], batch: int = 4) -> list[np.ndarray]:
+    """Stack images of equal size into N x H x W x C batches of at most `batch`."""
+    groups: dict[tuple[int, ...], list[np.ndarray]] = {}
+    for img in images:
+        groups.setdefault(img.shape, []).append(img)
+    out = []
+    for imgs in groups.values():
+        for i in range(0, len(imgs), batch):
+            out.append(np.stack(imgs[i:i + batch]))
+    return out
+
+
+def graph_input(images_nhwc: np.ndarray, card: ModelCard, *, preprocess: bool) -> np.ndarray:
+    """What the graph's `input` takes: the uint8 NHWC batch, or normalised float NCHW."""
+    if preprocess:
+        return np.ascontiguousarray(images_nhwc)
+    return np.stack([normalize(img, card.mean, card.std) for img in images_nhwc])
+
+
+# ---------------------------------------------------------------------------- comparison
+
+def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: str,
+            inputs: str, gate: str) -> list[ParityRow]:
+    """Rows comparing every output; `gate` is "fp32", "fp16" or "info"."""
+    logits_ref, logits_got = ref["logits"], got["logits"]
+    if logits_ref.shape != logits_got.shape:
+        return [ParityRow(graph, inputs, "logits", None, None, 0.0, 0.0, 0.0, 0,
+                          f"shape {logits_ref.shape}", False)]
+    diff = np.abs(logits_ref.astype(np.float64) - logits_got.astype(np.float64))
+    finite = bool(np.all(np.isfinite(logits_got)))
+    scale = max(1.0, float(np.max(np.abs(logits_ref))))
+    tol = FP32_RTOL * scale
+    margin = _top2_margin(logits_ref)
+    nontied = margin >= 2 * tol
+    rows = []
+    ref_arg = np.argmax(logits_ref, axis=1)
+    for name, pred in (("logits", np.argmax(logits_got, axis=1)), ("mask", got.get("mask"))):
+        if pred is None:
+            continue
+        if pred.shape != ref_arg.shape:
+            rows.append(ParityRow(graph, inputs, name, None, None, 0.0, 0.0, 0.0, 0,
+                                  f"shape {ref_arg.shape}", False))
+            continue
+        agree = pred == ref_arg
+        a_all = float(agree.mean())
+        a_nt = float(agree[nontied].mean()) if nontied.any() else 1.0
+        max_abs = float(diff.max()) if name == "logits" and diff.size else None
+        p99 = float(np.percentile(diff, 99)) if name == "logits" and diff.size else None
+        if gate == "fp32":
+            threshold = f"max<={tol:.2g}, argmax=100% off ties"
+            ok = finite and a_nt == 1.0 and (max_abs is None or max_abs <= tol)
+        elif gate == "fp16":
+            threshold = f"argmax>={FP16_MIN_AGREEMENT:.1%}"
+            ok = finite and a_all >= FP16_MIN_AGREEMENT
+        else:
+            threshold = "info (finite)"
+            ok = None if finite else False
+        rows.append(ParityRow(graph, inputs, name, max_abs, p99, a_all, a_nt,
+                              float(1.0 - nontied.mean()), int(agree.size), threshold, ok))
+    return rows
+
+
+def merge(batches_ref: list[dict[str, np.ndarray]], batches_got: list[dict[str, np.ndarray]]
+          ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Concatenate per-batch outputs of equal spatial size; flatten otherwise (pixels only)."""
+    def cat(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {k: np.concatenate([_flat(d[k]) for d in items], axis=0) for k in items[0]}
+    return cat(batches_ref), cat(batches_got)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """N x K x H x W -> (N*H*W) x K x 1 x 1 (or N x H x W -> N*H*W x 1 x 1) to mix sizes."""
+    if a.ndim == 4:
+        return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1], 1, 1)
+    return a.reshape(-1, 1, 1)
+
+
+def _top2_margin(logits: np.ndarray) -> np.ndarray:
+    if logits.shape[1] < 2:
+        return np.full(logits.shape[:1] + logits.shape[2:], np.inf)
+    top2 = np.partition(logits, -2, axis=1)
+    return (top2[:, -1] - top2[:, -2]).astype(np.float64)
+
+
+# ---------------------------------------------------------------------------- runners
+
+def onnx_runner(path: str, *, threads: int = 0) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """input -> {output name: array} with ONNX Runtime's CPU provider."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(zip(names, session.run(names, {"input": x}), strict=True))
+
+    return run
+
+
+def torch_runner(wrapper: Any, names: list[str]) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """input -> {output name: array} from the PyTorch DeployWrapper (the reference)."""
+    import torch
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            out = wrapper(torch.from_numpy(x))
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return {n: o.detach().cpu().numpy() for n, o in zip(names, outs, strict=True)}
+
+    return run

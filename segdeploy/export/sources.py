@@ -1,0 +1,222 @@
+"""What `segdeploy export` can read: a segdeploy checkpoint, a TorchScript archive, a `.pt2`.
+
+- A segdeploy checkpoint (`segdeploy train` output) loads with torch.load(weights_only=True):
+  no code runs, and its ModelCard says everything the ONNX metadata needs.
+- A TorchScript archive (torch.jit.save) contains Python-like code that runs when loaded
+  and called, so it loads only with `trust_code=True` (`--trust-code`).
+- A torch.export ExportedProgram (`.pt2`, torch.export.save) is a serialized graph, but
+  torch.export.load unpickles constants and custom objects (torch's own docs: "never load
+  from an untrusted source"), so it is treated like code: `trust_code=True` as well.
+
+Neither TorchScript nor `.pt2` files carry classes, mean/std or stride: `SourceFacts` holds
+what the user passes (--classes / --num-classes, --mean, --std, --in-channels, --stride);
+the number of classes and whether the output is smaller than the input are read from one
+forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segdeploy.errors import CheckpointError, UsageError
+from segdeploy.manifest import ModelCard
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+KINDS = ("checkpoint", "torchscript", "exported-program")
+
+
+@dataclass
+class SourceFacts:
+    """What a TorchScript / .pt2 model cannot say about itself (CLI flags)."""
+
+    classes: list[str] | None = None
+    num_classes: int | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    in_channels: int | None = None
+    stride: int | None = None
+    arch: str | None = None
+
+    def given(self) -> list[str]:
+        return [k for k, v in vars(self).items() if v is not None]
+
+
+@dataclass
+class Source:
+    """A loaded model ready to wrap and export."""
+
+    model: Any  # nn.Module, ScriptModule, or the nn.Module of an ExportedProgram
+    card: ModelCard
+    kind: str
+    path: Path
+    sha256: str
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def detect_kind(path: Path) -> str:
+    """Tell the three formats apart by the zip archive's member names (all three are zips)."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist" if not path.exists()
+                              else f"{path} is not a file",
+                              expected="a segdeploy checkpoint (.pt), TorchScript archive or .pt2",
+                              fix="check the path")
+    if not zipfile.is_zipfile(path):
+        return "checkpoint"  # torch_load_safely names what is wrong with it
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return "checkpoint"
+    parts = [n.split("/", 1)[1] if "/" in n else n for n in names]
+    if any(p.startswith("code/") for p in parts) and any(p == "constants.pkl" for p in parts):
+        return "torchscript"
+    if path.suffix == ".pt2" or any(p in ("archive_format", "serialized_exported_program.json")
+                                    or p.startswith("models/") for p in parts):
+        return "exported-program"
+    return "checkpoint"
+
+
+def load_source(path: str | os.PathLike[str], *, trust_code: bool = False,
+                facts: SourceFacts | None = None) -> Source:
+    """Load any supported source file; errors name the file and what to do."""
+    p = Path(path)
+    facts = facts or SourceFacts()
+    kind = detect_kind(p)
+    if kind == "checkpoint":
+        if facts.given():
+            raise UsageError(
+                f"--{facts.given()[0].replace('_', '-')} applies to TorchScript / .pt2 inputs "
+                f"only; {p} is a segdeploy checkpoint, which carries its own model card",
+                fix="drop the option (the checkpoint's card is used)")
+        from segdeploy.reference_models.checkpoint import load_model
+
+        model, card = load_model(p)
+        return Source(model, card, kind, p, sha256_file(p))
+    if not trust_code:
+        what = "a TorchScript archive" if kind == "torchscript" else \
+            "a torch.export program (.pt2)"
+        raise UsageError(
+            f"{p} is {what}: loading it runs code stored in the file",
+            expected="a segdeploy checkpoint, or explicit trust in this file",
+            fix="pass --trust-code if you trust where the file came from")
+    model = _load_torchscript(p) if kind == "torchscript" else _load_exported_program(p)
+    card, notes = _card_for(model, facts, p)
+    return Source(model, card, kind, p, sha256_file(p), notes)
+
+
+def _load_torchscript(p: Path) -> Any:
+    try:
+        return torch.jit.load(str(p), map_location="cpu").eval()
+    except Exception as exc:
+        raise CheckpointError(f"{p} is not a loadable TorchScript archive ({_short(exc)})",
+                              expected="a file written by torch.jit.save",
+                              fix="re-save it with torch.jit.save(torch.jit.trace(model, x))"
+                              ) from exc
+
+
+def _load_exported_program(p: Path) -> Any:
+    try:
+        program = torch.export.load(str(p))
+    except Exception as exc:
+        raise CheckpointError(f"{p} is not a loadable torch.export program ({_short(exc)})",
+                              expected="a file written by torch.export.save",
+                              fix="re-save it with the PyTorch version you export with") from exc
+    _require_dynamic(program, p)
+    return program.module()
+
+
+def _require_dynamic(program: Any, p: Path) -> None:
+    """A .pt2 exported with static shapes cannot become a dynamic-shape ONNX."""
+    user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
+                   and n.name in program.graph_signature.user_inputs]
+    if len(user_inputs) != 1:
+        raise UsageError(f"{p} takes {len(user_inputs)} inputs",
+                         expected="one image tensor N x C x H x W")
+    val = user_inputs[0].meta.get("val")
+    shape = list(getattr(val, "shape", []))
+    if len(shape) != 4:
+        raise UsageError(f"{p} takes an input of shape {shape}", expected="N x C x H x W")
+    static = [name for name, d in zip(("batch", "height", "width"),
+                                      (shape[0], shape[2], shape[3]), strict=True)
+              if isinstance(d, int)]
+    if static:
+        raise UsageError(
+            f"{p} was exported with a fixed {', '.join(static)} "
+            f"({'x'.join(str(d) for d in shape)})",
+            expected="an ExportedProgram with dynamic batch, height and width",
+            fix="re-export with torch.export.export(model, (x,), dynamic_shapes="
+                "({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)) and an example of batch >= 2")
+
+
+def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[str]]:
+    notes: list[str] = []
+    c = facts.in_channels or (len(facts.mean) if facts.mean else 3)
+    mean, std = facts.mean, facts.std
+    if mean is None or std is None:
+        if c != 3:
+            raise UsageError(f"{p} takes {c} channels but no --mean/--std were given",
+                             expected=f"{c} values each for --mean and --std (on image / 255)",
+                             fix="pass the normalisation the model was trained with")
+        mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
+        notes.append("mean/std not given: assumed ImageNet statistics")
+    if len(mean) != c or len(std) != c:
+        raise UsageError(f"--mean/--std have {len(mean)}/{len(std)} values for {c} channels",
+                         expected="one value per input channel")
+    k, same = _probe(model, c, p)
+    if facts.num_classes is not None and facts.num_classes != k:
+        raise UsageError(f"--num-classes {facts.num_classes} but {p} outputs {k} channels",
+                         fix=f"pass --num-classes {k}")
+    if facts.classes is not None and len(facts.classes) != k:
+        raise UsageError(f"--classes names {len(facts.classes)} classes but {p} outputs {k}",
+                         expected=f"{k} comma-separated names")
+    classes = facts.classes or [f"class_{i}" for i in range(k)]
+    stride = facts.stride or 32
+    card = ModelCard(arch=facts.arch or p.stem.split(".")[0], num_classes=k, classes=classes,
+                     in_channels=c, config={"source": p.name}, mean=[float(v) for v in mean],
+                     std=[float(v) for v in std], output_stride=stride, size_multiple=1,
+                     min_size=stride, output_mode="same" if same else "valid",
+                     channel_mode="rgb" if c == 3 else "grey")
+    return card, notes
+
+
+def _probe(model: Any, channels: int, p: Path) -> tuple[int, bool]:
+    """(number of classes, output same size as input) from one forward pass at 2 x C x 67 x 93."""
+    x = torch.randn(2, channels, 67, 93)
+    try:
+        with torch.no_grad():
+            y = model(x)
+    except Exception as exc:
+        raise UsageError(f"{p} fails on a 2x{channels}x67x93 input ({_short(exc)})",
+                         expected=f"a model taking N x {channels} x H x W float images",
+                         fix="pass --in-channels to match the model") from exc
+    if isinstance(y, dict):
+        y = y.get("out", next(iter(y.values())))
+    elif isinstance(y, list | tuple):
+        y = y[0]
+    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != 2:
+        raise UsageError(f"{p} returns {type(y).__name__} of shape "
+                         f"{tuple(getattr(y, 'shape', ()))}",
+                         expected="logits N x K x H x W")
+    return int(y.shape[1]), tuple(y.shape[2:]) == (67, 93)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

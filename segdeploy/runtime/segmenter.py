@@ -1,0 +1,304 @@
+"""`Segmenter`: images in, class-id masks out, on ONNX Runtime or TensorRT.
+
+    seg = Segmenter.load("fcn8s.plan")        # or "fcn8s.onnx" -> ONNX Runtime
+    mask = seg.predict(frame)                 # HxWx3 uint8 -> HxW class ids
+
+The model's own metadata (ExportInfo: classes, mean/std, size rules, what the graph does
+in-graph) drives everything: images are padded by reflection to a size the model and the
+engine's profiles accept, normalised unless the graph does it, and the mask is cropped back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
+from segdeploy.imaging import as_hwc_uint8
+from segdeploy.manifest import ExportInfo
+from segdeploy.runtime.plan_compat import PLAN_SUFFIXES, read_plan_manifest
+from segdeploy.runtime.preprocess import (
+    PadPlan,
+    SizeBox,
+    argmax_classes,
+    crop_offsets,
+    plan_padding,
+    reflect_pad,
+    size_boxes,
+    to_model_input,
+)
+from segdeploy.runtime.runner import Runner
+from segdeploy.runtime.tiling import round_down, round_up, run_tiled, tile_grid
+
+BACKENDS = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime",
+            "tensorrt": "tensorrt", "trt": "tensorrt"}
+DEFAULT_TILE = 512
+
+
+def backend_for(path: Path, backend: str | None) -> str:
+    if backend is not None:
+        if backend.lower() not in BACKENDS:
+            raise UsageError(f"unknown backend {backend!r}", expected="'onnxruntime' or 'tensorrt'")
+        return BACKENDS[backend.lower()]
+    if path.suffix.lower() == ".onnx":
+        return "onnxruntime"
+    if path.suffix.lower() in PLAN_SUFFIXES:
+        return "tensorrt"
+    raise UsageError(f"cannot tell the backend of {path.name} from its suffix",
+                     expected=f".onnx or one of {', '.join(PLAN_SUFFIXES)}",
+                     fix="rename the file or pass backend='onnxruntime' / 'tensorrt'")
+
+
+class Segmenter:
+    """Semantic segmentation with an exported model; see `load`."""
+
+    def __init__(self, runner: Runner, info: ExportInfo) -> None:
+        self.runner = runner.activate()
+        self.info = info
+        self.card = info.card
+        specs = runner.input_specs()
+        if info.input_name not in specs:
+            raise ArtifactError(f"model input {info.input_name!r} named in its metadata is not "
+                                f"among the graph inputs {sorted(specs)}",
+                                fix="re-export the model with `segdeploy export`")
+        spec = specs[info.input_name]
+        self._spec = spec
+        self._layout = info.input_layout.upper() if spec.dtype == np.uint8 else "NCHW"
+        if spec.rank != 4 or self._layout not in ("NCHW", "NHWC"):
+            raise ArtifactError(f"model input is {spec.describe()} with layout {self._layout}",
+                                expected="a 4-D NCHW (or NHWC uint8) image input")
+        c = spec.shape[1 if self._layout == "NCHW" else 3]
+        self.channels = int(c) if c else self.card.in_channels
+        self._boxes = size_boxes(spec, self._layout)
+        outputs = runner.output_specs()
+        self._logits_name = next((n for n in info.output_names if n != "mask" and n in outputs),
+                                 next(iter(outputs)))
+        self._mask_name = "mask" if info.argmax_in_graph and "mask" in outputs else None
+        self._align = max(self.card.size_multiple, 1)
+        self._tile_align = max(self._align, self.card.output_stride, 1)
+        self._margin = (0, 0)
+        if self.card.output_mode == "valid":
+            self._margin = self._measure_margin()
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, backend: str | None = None,
+             providers: str | Sequence[Any] | None = None, threads: int | None = None,
+             **options: Any) -> Segmenter:
+        """Open an .onnx (ONNX Runtime) or .plan/.engine (TensorRT) file.
+
+        providers / threads apply to ONNX Runtime; other keyword options go to the runner
+        (e.g. cuda_graph=True, device=1 for TensorRT; io_binding for ONNX Runtime).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"model file {path} does not exist",
+                                fix="check the path; `segdeploy export` writes .onnx files "
+                                    "and `segdeploy build` writes .plan files")
+        kind = backend_for(path, backend)
+        runner: Runner
+        if kind == "onnxruntime":
+            from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+            runner = OnnxRuntimeRunner(path, providers=providers, threads=threads, **options)
+            runner.activate()
+            try:
+                info = ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+                return cls(runner, info)
+            except BaseException:
+                runner.close()
+                raise
+        if providers is not None or threads is not None:
+            raise UsageError("providers and threads apply to ONNX Runtime only",
+                             fix="drop them for a TensorRT plan")
+        from segdeploy.runtime.tensorrt_runner import TensorRTRunner
+
+        manifest = read_plan_manifest(path)
+        runner = TensorRTRunner(path, manifest=manifest, **options)
+        try:
+            return cls(runner, manifest.export)
+        except BaseException:
+            runner.close()
+            raise
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Segmenter({self.card.arch}, {self.num_classes} classes, "
+                f"backend={self.runner.name}, input={self._spec.describe()})")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.card.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return self.card.num_classes
+
+    @property
+    def mask_dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.num_classes < 256 else np.int32)
+
+    @property
+    def max_size(self) -> tuple[int | None, int | None]:
+        """Largest (height, width) input any profile accepts (None: unbounded)."""
+        def largest(values: list[int | None]) -> int | None:
+            return None if None in values else max(v for v in values if v is not None)
+        return (largest([b.height[1] for b in self._boxes]),
+                largest([b.width[1] for b in self._boxes]))
+
+    # -- public API ------------------------------------------------------------------------
+    def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+        """HxWxC (or HxW) uint8 -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list."""
+        if isinstance(image, list | tuple):
+            return self._predict_list(image)
+        if not isinstance(image, np.ndarray):
+            raise InputError(f"image is a {type(image).__name__}",
+                             expected="a numpy uint8 array (HxWxC, HxW or NxHxWxC) or a list")
+        if image.ndim == 4:
+            return self._run_aligned(self._as_batch(image), "mask")
+        return self._run_aligned(self._as_image(image)[None], "mask")[0]
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Raw logits of an already normalised float32 N x C x H x W batch (no padding)."""
+        if self._spec.dtype == np.uint8:
+            raise UsageError("this model normalises in-graph and takes uint8 images",
+                             fix="use predict() / image_logits() with uint8 images")
+        if not isinstance(batch, np.ndarray) or batch.ndim != 4:
+            raise InputError(f"logits() got {getattr(batch, 'shape', type(batch).__name__)}",
+                             expected=f"a float32 N x {self.channels} x H x W array")
+        return self.runner.infer({self.info.input_name: batch},
+                                 output_names=[self._logits_name])[self._logits_name]
+
+    def image_logits(self, image: np.ndarray) -> np.ndarray:
+        """K x H x W float32 logits of one image, aligned with its pixels."""
+        return self._run_aligned(self._as_image(image)[None], "logits")[0]
+
+    def predict_tiled(self, image: np.ndarray, *, tile: int | tuple[int, int] | None = None,
+                      overlap: int | tuple[int, int] | None = None,
+                      batch_size: int = 4) -> np.ndarray:
+        """HxWxC uint8 of any size -> HxW class ids, by overlapping tiles (see tiling.py).
+
+        tile: model input size per tile (default: the largest the engine takes, or 512);
+        overlap: context discarded on each side (default tile / 8, at least the margin a
+        "valid" model consumes). Both are aligned to the model's stride, so that every tile
+        pools on the same grid as the whole image.
+        """
+        img = self._as_image(image)
+        if tile is None:
+            tile = self._default_tile()
+        if overlap is None:
+            t = min(tile) if isinstance(tile, tuple) else int(tile)
+            overlap = max(round_up(max(t // 8, 1), self._tile_align), *self._margin)
+        grid = tile_grid(img.shape[0], img.shape[1], tile, overlap, self._tile_align)
+        sy, sx = grid.step
+        oy, ox = grid.overlap
+
+        def centres(tiles: np.ndarray) -> np.ndarray:
+            out = self._infer_batch(tiles, "mask")
+            start = crop_offsets(PadPlan(oy, oy, ox, ox, self._boxes[0]), grid.tile,
+                                 out.shape[-2:], (sy, sx))
+            if start is None:
+                raise UsageError(f"overlap {oy}x{ox} is smaller than the {self._margin} "
+                                 "pixels this valid-mode model consumes at each border",
+                                 fix=f"use overlap >= {max(self._margin)}")
+            return out[..., start[0]:start[0] + sy, start[1]:start[1] + sx]
+
+        return run_tiled(img, grid, centres, batch_size=batch_size)
+
+    # -- internals -------------------------------------------------------------------------
+    def _as_image(self, image: Any) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            raise InputError(f"image is a {type(image).__name__}", expected="a numpy uint8 array")
+        if image.ndim == 4:
+            raise InputError(f"image has shape {image.shape}",
+                             expected="one HxWxC or HxW image (use predict() for batches)")
+        return as_hwc_uint8(image, self.channels)
+
+    def _as_batch(self, batch: np.ndarray) -> np.ndarray:
+        if batch.dtype == np.uint8 and batch.shape[-1] == self.channels:
+            return batch
+        return np.stack([as_hwc_uint8(b, self.channels) for b in batch])
+
+    def _predict_list(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        prepared = [self._as_image(im) for im in images]
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(prepared):
+            by_size.setdefault(im.shape[:2], []).append(i)
+        out: list[np.ndarray] = [np.empty(0)] * len(prepared)
+        for indices in by_size.values():
+            masks = self._run_aligned(np.stack([prepared[i] for i in indices]), "mask")
+            for i, mask in zip(indices, masks, strict=True):
+                out[i] = mask
+        return out
+
+    def _default_tile(self) -> tuple[int, int]:
+        max_h, max_w = self.max_size
+        th = round_down(max_h, self._tile_align) if max_h else DEFAULT_TILE
+        tw = round_down(max_w, self._tile_align) if max_w else DEFAULT_TILE
+        return th, tw
+
+    def _run_aligned(self, batch: np.ndarray, want: str) -> np.ndarray:
+        """Pad, infer and crop an N x H x W x C uint8 batch: masks or logits over its pixels."""
+        h, w = batch.shape[1:3]
+        for _ in range(4):  # a valid-mode model may ask for more context than measured
+            plan = plan_padding(h, w, boxes=self._boxes, multiple=self._align,
+                                min_size=self.card.min_size, margin=self._margin)
+            padded = reflect_pad(batch, plan)
+            out = self._infer_batch(padded, want, plan.box)
+            start = crop_offsets(plan, padded.shape[1:3], out.shape[-2:], (h, w))
+            if start is not None:
+                return out[..., start[0]:start[0] + h, start[1]:start[1] + w]
+            in_h, in_w = padded.shape[1:3]
+            self._margin = (max(self._margin[0] + 1, (in_h - out.shape[-2] + 1) // 2),
+                            max(self._margin[1] + 1, (in_w - out.shape[-1] + 1) // 2))
+        raise ArtifactError(f"the model's output {out.shape[-2:]} does not cover the image "
+                            f"{h}x{w} even with {self._margin} pixels of padding",
+                            expected="output_mode 'same', or 'valid' with a centred output")
+
+    def _infer_batch(self, batch: np.ndarray, want: str, box: SizeBox | None = None) -> np.ndarray:
+        """Run an N x H x W x C uint8 batch that already has a valid size, in chunks the
+        engine profile allows; returns N x H' x W' masks or N x K x H' x W' logits."""
+        box = box or self._boxes[0]
+        lo, hi = box.batch
+        step = min(hi or len(batch), len(batch))
+        results = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            n = len(chunk)
+            if n < lo:  # an engine whose profile starts above this batch size
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], lo - n, axis=0)])
+            feed = to_model_input(chunk, dtype=self._spec.dtype, layout=self._layout,
+                                  mean=self.card.mean, std=self.card.std)
+            name = self._mask_name if (want == "mask" and self._mask_name) else self._logits_name
+            out = self.runner.infer({self.info.input_name: feed}, output_names=[name],
+                                    check=False)[name][:n]
+            if want == "mask":
+                out = (argmax_classes(out, self.mask_dtype) if name == self._logits_name
+                       else out.astype(self.mask_dtype, copy=False))
+            results.append(out)
+        return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def _measure_margin(self) -> tuple[int, int]:
+        """Context a "valid" model consumes per side, from one run on a small blank image."""
+        size = max(self.card.min_size, 1)
+        plan = plan_padding(size, size, boxes=self._boxes, multiple=self._align,
+                            min_size=self.card.min_size)
+        h, w = plan.input_size(size, size)
+        try:
+            out = self._infer_batch(np.zeros((1, h, w, self.channels), np.uint8), "logits",
+                                    plan.box)
+        except SegdeployError:
+            return (0, 0)  # the retry loop in _run_aligned finds it on the first image
+        return (max((h - out.shape[-2] + 1) // 2, 0), max((w - out.shape[-1] + 1) // 2, 0))

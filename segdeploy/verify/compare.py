@@ -1,0 +1,217 @@
+"""`segdeploy verify`: PyTorch and an engine on the same real images at several sizes.
+
+The dataset's images are resized to each size (image bilinear, mask nearest), fed to the
+checkpoint's PyTorch model and to the engine as the very same tensor, and compared by
+`parity.SizeComparison`. The engine is opened through the runtime (ONNX Runtime for .onnx,
+TensorRT for a plan), so this checks what applications will run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import UsageError
+from segdeploy.manifest import ModelCard
+from segdeploy.verify.parity import SizeComparison, Thresholds, check_thresholds
+
+DEFAULT_MAX_IMAGES = 16
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """HxWxC uint8 image (bilinear) and HxW mask (nearest) resized to size = (H, W)."""
+    from PIL import Image
+
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image, mask
+    planes = [np.asarray(Image.fromarray(image[:, :, c]).resize((w, h), Image.BILINEAR))
+              for c in range(image.shape[2])]
+    resized = np.stack(planes, axis=2)
+    m = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    return resized, m
+
+
+def default_sizes(native: tuple[int, int], card: ModelCard,
+                  max_size: tuple[int | None, int | None] = (None, None)) -> list[tuple[int, int]]:
+    """The data's own size, a smaller and a larger odd size, each made valid for the model."""
+    h, w = native
+    out: list[tuple[int, int]] = []
+    for f in (1.0, 0.6, 1.3):
+        size = fit_size((int(h * f) | 1, int(w * f) | 1), card, max_size)
+        if size not in out:
+            out.append(size)
+    return out
+
+
+def fit_size(size: tuple[int, int], card: ModelCard,
+             max_size: tuple[int | None, int | None] = (None, None)) -> tuple[int, int]:
+    """Raise to min_size, round up to size_multiple, clamp to an engine's largest profile."""
+    m = max(1, card.size_multiple)
+    out = []
+    for v, hi in zip(size, max_size, strict=True):
+        v = max(v, card.min_size)
+        v = -(-v // m) * m
+        if hi is not None and v > hi:
+            v = hi // m * m
+        out.append(v)
+    return out[0], out[1]
+
+
+def check_size(size: tuple[int, int], card: ModelCard) -> None:
+    h, w = size
+    m = max(1, card.size_multiple)
+    if min(h, w) < card.min_size or h % m or w % m:
+        raise UsageError(f"size {h}x{w} does not suit {card.arch}",
+                         expected=f"sides >= {card.min_size}"
+                                  + (f" and multiples of {m}" if m > 1 else ""),
+                         fix="choose other --sizes")
+
+
+def label_offset(card: ModelCard, in_hw: tuple[int, int], out_hw: tuple[int, int]
+                 ) -> tuple[int, int]:
+    """Where output pixel (0, 0) sits in the input: 0 for "same" models; the valid U-Net's
+    fixed margin (segdeploy.geometry), else a centred output."""
+    if out_hw == in_hw:
+        return 0, 0
+    if card.arch.startswith("unet_valid"):
+        from segdeploy.geometry import unet_valid_margin
+
+        m = unet_valid_margin(int(card.config.get("depth", 4)))
+        return m, m
+    return (in_hw[0] - out_hw[0]) // 2, (in_hw[1] - out_hw[1]) // 2
+
+
+def _pick(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (variety beats the first k neighbouring slices)."""
+    if k >= n:
+        return list(range(n))
+    return sorted({int(round(i * (n - 1) / max(k - 1, 1))) for i in range(k)})
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None = None,
+               split: str = "val", sizes: Sequence[tuple[int, int]] | None = None,
+               max_images: int = DEFAULT_MAX_IMAGES, batch_size: int = 1,
+               min_agreement: float | None = None, max_miou_drop: float | None = None,
+               threads: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict)."""
+    import torch
+
+    from segdeploy.data import get_dataset
+    from segdeploy.reference_models.checkpoint import load_model
+    from segdeploy.runtime import Segmenter
+    from segdeploy.runtime.preprocess import to_model_input
+
+    if max_images < 1 or batch_size < 1:
+        raise UsageError(f"--max-images {max_images} / --batch-size {batch_size}",
+                         expected="at least 1 each")
+    model, card = load_model(checkpoint)
+    engine = Path(engine)
+    seg = Segmenter.load(engine, threads=threads) if engine.suffix.lower() == ".onnx" \
+        else Segmenter.load(engine)
+    try:
+        info = seg.info
+        notes = _compatibility_notes(card, info, Path(checkpoint))
+        thresholds = Thresholds.for_precision(info.precision, min_agreement=min_agreement,
+                                              max_miou_drop=max_miou_drop)
+        name = data or (card.trained_on or {}).get("name")
+        if not name:
+            raise UsageError("the checkpoint does not say what data it was trained on",
+                             fix="pass --data brain|nuclei|FOLDER")
+        dataset = get_dataset(name, split=split, channel_mode=card.channel_mode)
+        indices = _pick(len(dataset), max_images)
+        if not indices:
+            raise UsageError(f"dataset {name!r} ({split}) has no images",
+                             fix="choose another --data or --split")
+        pairs = [dataset[i] for i in indices]
+        sizes = list(sizes) if sizes else default_sizes(pairs[0][0].shape[:2], card,
+                                                        seg.max_size)
+        for size in sizes:
+            check_size(size, card)
+        spec = seg.runner.input_specs()[info.input_name]
+        layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
+        logits_name = next(n for n in info.output_names if n != "mask")
+        results = []
+        with _progress(progress, len(sizes) * len(pairs)) as advance:
+            for size in sizes:
+                comp = SizeComparison(size, card.num_classes)
+                for start in range(0, len(pairs), batch_size):
+                    chunk = [resize_pair(im, m, size) for im, m in pairs[start:start + batch_size]]
+                    images = np.stack([c[0] for c in chunk])
+                    masks = np.stack([c[1] for c in chunk])
+                    x = to_model_input(images, dtype=np.float32, layout="NCHW",
+                                       mean=card.mean, std=card.std)
+                    feed = x if np.dtype(spec.dtype) == np.float32 else to_model_input(
+                        images, dtype=spec.dtype, layout=layout, mean=card.mean, std=card.std)
+                    with torch.inference_mode():
+                        ref = model(torch.from_numpy(x)).float().numpy()
+                    eng = seg.runner.infer({info.input_name: feed},
+                                           output_names=[logits_name])[logits_name]
+                    oy, ox = label_offset(card, size, ref.shape[-2:])
+                    labels = masks[:, oy:oy + ref.shape[2], ox:ox + ref.shape[3]]
+                    comp.add(ref, eng, labels)
+                    advance(len(chunk), f"{size[0]}x{size[1]}")
+                r = comp.result()
+                r["failures"] = check_thresholds(r, thresholds)
+                results.append(r)
+    finally:
+        seg.close()
+    return {
+        "checkpoint": str(checkpoint), "engine": str(engine), "engine_name": engine.name,
+        "backend": seg.runner.name, "precision": info.precision, "arch": card.arch,
+        "classes": list(card.classes), "data": name, "split": split,
+        "images": len(pairs), "thresholds": thresholds.to_dict(), "sizes": results,
+        "passed": not any(r["failures"] for r in results), "notes": notes,
+    }
+
+
+def _compatibility_notes(card: ModelCard, info: Any, checkpoint: Path) -> list[str]:
+    """Refuse an engine of another model; note an engine exported from other weights."""
+    other = info.card
+    if other.arch != card.arch or other.num_classes != card.num_classes:
+        raise UsageError(f"the engine is a {other.arch} with {other.num_classes} classes but "
+                         f"the checkpoint is a {card.arch} with {card.num_classes}",
+                         expected="an engine exported from this checkpoint",
+                         fix="pass the matching checkpoint and engine")
+    notes = []
+    if info.source_sha256 and info.source_sha256 != _sha256(checkpoint):
+        notes.append("the engine records another source checkpoint (sha256 "
+                     f"{info.source_sha256[:12]}...): it may come from other weights")
+    return notes
+
+
+class _progress:
+    """A rich progress bar over images x sizes; `advance(n, label)` moves it."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled, self.total = enabled, total
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return lambda n, label: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("verify {task.description}"), BarColumn(),
+                            MofNCompleteColumn(), console=Console(stderr=True), transient=True)
+        self.bar.__enter__()
+        task = self.bar.add_task("", total=self.total)
+        return lambda n, label: self.bar.update(task, advance=n, description=label)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
