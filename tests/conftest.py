@@ -54,9 +54,31 @@ def brain_checkpoint(tmp_path_factory: pytest.TempPathFactory):
     Returns the best checkpoint's Path (val mIoU ~0.88, so argmax masks are meaningful for
     parity tests); `<stem>.last.pt` sits beside it. Trained through the Python API, on CPU.
     """
+    import torch
+
     from segdeploy.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("brain_checkpoint") / "unet_brain.pt"
-    train(TrainConfig(**BRAIN_CHECKPOINT_SETTINGS, output=str(out), progress=False,
-                      verbose=False))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy 2-core CI box one thread beats two contending ones
+    try:
+        train(TrainConfig(**BRAIN_CHECKPOINT_SETTINGS, output=str(out), progress=False,
+                          verbose=False))
+    finally:
+        torch.set_num_threads(threads)
     return out
+
+
+@pytest.fixture(scope="session")
+def brain_onnx(brain_checkpoint, tmp_path_factory: pytest.TempPathFactory):
+    """`brain_checkpoint` exported once per session: (fp32 .onnx Path, fp16 .onnx Path).
+
+    Opset 17 (the legacy exporter: seconds, where the dynamo exporter takes ~15 s) and the
+    lightest export-time parity checks; bench and verify tests measure parity themselves.
+    """
+    from segdeploy.export import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("brain_onnx") / "unet_brain.onnx"
+    result = run_export(brain_checkpoint, ExportOptions(
+        output=str(out), opset=17, check_sizes=["1x1x97x131"], fp16_images=4))
+    return result.onnx_path, result.fp16_path

@@ -52,9 +52,9 @@ def print_report(report: BenchReport, console: Any = None) -> None:
     console = console or Console()
     console.print(render_table(report))
     for r in report.results:
-        for w in r.warnings:
-            console.print(f"[yellow]warning[/] {r.backend} {shape_text(r.shape)}: {w}",
-                          highlight=False)
+        if r.warnings:
+            console.print(f"[yellow]warning[/] {r.backend} {shape_text(r.shape)}: "
+                          + "; ".join(r.warnings), highlight=False)
     for name, why in report.skipped.items():
         console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
 
@@ -86,6 +86,7 @@ def write_plot(report: BenchReport, path: str | Path) -> Path:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     fmt = Path(path).suffix.lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
@@ -103,6 +104,8 @@ def write_plot(report: BenchReport, path: str | Path) -> Path:
             ax.boxplot([r.samples_ms for r in rows], vert=False, showfliers=True, whis=(1, 99))
             ax.set_yticks(range(1, len(rows) + 1), [r.backend for r in rows])
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
             ax.set_xlabel("latency per batch (ms, log scale); whiskers p1-p99")
             ax.set_title(f"input {shape_text(shape)}")
             ax.grid(axis="x", alpha=0.3)

@@ -72,6 +72,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
                                     cuda_graphs=graphs)
     console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
+        console = Console(width=max(console.width, 160))
     report = run_bench(chosen, parsed, warmup=warmup, iterations=iterations, duration=duration,
                        threads=threads, strict=bool(backends),
                        progress=console.is_terminal if progress is None else progress,

@@ -53,6 +53,8 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
     if json_path:
         check_output_path(json_path)
     console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze the tables to 80 columns
+        console = Console(width=max(console.width, 140))
     report = run_verify(checkpoint, engine, data=data, split=split,
                         sizes=parse_sizes(sizes) if sizes else None, max_images=max_images,
                         batch_size=batch_size, min_agreement=min_agreement,

@@ -19,6 +19,7 @@ the TensorRT build imports this module too.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -81,10 +82,12 @@ def convert_to_mixed_fp16(
     reasons = fp32_node_reasons(work, ranges, bound=bound)
 
     try:
-        converted = float16.convert_float_to_float16(
-            work, keep_io_types=True, min_positive_val=1e-7, max_finite_val=_FP16_MAX,
-            op_block_list=list(KEEP_FP32_OPS), node_block_list=sorted(reasons),
-        )
+        with warnings.catch_warnings():  # "number ... will be truncated": tiny weights -> 1e-7
+            warnings.simplefilter("ignore", UserWarning)
+            converted = float16.convert_float_to_float16(
+                work, keep_io_types=True, min_positive_val=1e-7, max_finite_val=_FP16_MAX,
+                op_block_list=list(KEEP_FP32_OPS), node_block_list=sorted(reasons),
+            )
     except Exception as exc:  # the converter raises bare ValueError/AssertionError
         raise ExportError(f"float16 conversion failed ({type(exc).__name__}: {exc})",
                           fix="export without FP16 (--no-fp16) and report the model") from exc

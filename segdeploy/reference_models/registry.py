@@ -55,7 +55,7 @@ def get_model(name: str, **config: Any) -> Any:
         if "unexpected keyword argument" in str(exc) or "positional argument" in str(exc):
             raise ModelError(f"bad options for model {name!r}: {exc}",
                              expected="keyword options the builder accepts",
-                             fix=f"see help(segdeploy.reference_models.{name})") from exc
+                             fix=f"see help(get_model_builder({name!r}))") from exc
         raise
 
 

@@ -144,3 +144,14 @@ def test_valid_unet_trains_on_reflection_padded_crops(tmp_path):
     assert card.output_mode == "valid"
     # the whole 197x233 val image was scored, not a centre crop
     assert card.metrics["pixels"] == 197 * 233
+
+
+def test_image_size_parsing():
+    from segdeploy.errors import UsageError
+    from segdeploy.training.config import parse_size
+
+    assert parse_size("192") == (192, 192) and parse_size("160x224") == (160, 224)
+    assert parse_size("full") is None and parse_size(96) == (96, 96)
+    for bad in ("0", "axb", "1x2x3", "-5"):
+        with pytest.raises(UsageError, match="not understood"):
+            parse_size(bad)
