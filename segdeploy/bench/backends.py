@@ -46,12 +46,12 @@ class BenchBackend(abc.ABC):
         return {}
 
     def measure(self, shape: Shape, *, warmup: int, iterations: int | None,
-                duration: float | None, on_step: StepHook | None = None
-                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                duration: float | None, on_step: StepHook | None = None,
+                min_iterations: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Latency samples in seconds, plus per-phase samples where the backend splits them."""
         fn = self.prepare(shape)
         return measure(fn, warmup=warmup, iterations=iterations, duration=duration,
-                       on_step=on_step), {}
+                       on_step=on_step, min_iterations=min_iterations), {}
 
 
 def random_images(shape: Shape, seed: int = 0) -> np.ndarray:
@@ -138,6 +138,9 @@ class OnnxRuntimeBackend(BenchBackend):
             self.name = f"onnxruntime {self.export.precision}"
         except Exception:  # a foreign ONNX still benchmarks, just without a precision label
             self.export = None
+        first = self.runner.providers[0]
+        if first != "CPUExecutionProvider":  # say where it ran when that is not the CPU
+            self.name += f" ({first.removesuffix('ExecutionProvider').lower()})"
 
     def prepare(self, shape: Shape) -> Callable[[], object]:
         feeds = engine_feeds(self.runner.input_specs(), self.export, shape)

@@ -41,10 +41,11 @@ def usable_cores() -> int:
 
 
 def gpu_models() -> list[str]:
-    """Names of visible NVIDIA GPUs with driver version, from nvidia-smi; empty when none."""
+    """Names of visible NVIDIA GPUs with driver version, from nvidia-smi (else, e.g. on a
+    Jetson, from CUDA when this process already loaded it); empty when none."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
-        return []
+        return _cuda_device_names()
     try:
         out = subprocess.run([exe, "--query-gpu=name,driver_version,memory.total",
                               "--format=csv,noheader"], capture_output=True, text=True,
@@ -53,6 +54,23 @@ def gpu_models() -> list[str]:
         return []
     return [" / ".join(p.strip() for p in line.split(",")) for line in out.splitlines()
             if line.strip()]
+
+
+def _cuda_device_names() -> list[str]:
+    if "cuda.bindings.runtime" not in sys.modules and "cuda.cudart" not in sys.modules:
+        return []  # never initialise CUDA just to describe the machine
+    try:
+        from segdeploy.runtime import cuda_memory as cm
+
+        rt = cm.cudart()
+        names = []
+        for i in range(cm.device_count()):
+            props = cm.check(rt.cudaGetDeviceProperties(i), "cudaGetDeviceProperties")
+            name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+            names.append(f"{name.strip(chr(0))} (compute {cm.compute_capability(i)})")
+        return names
+    except Exception:  # noqa: BLE001 - describing the machine must never fail a benchmark
+        return []
 
 
 def _version(dist: str) -> str | None:

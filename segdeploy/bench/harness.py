@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from segdeploy.bench.backends import (
 from segdeploy.bench.environment import collect_environment
 from segdeploy.bench.results import BackendResult, BenchReport, shape_text
 from segdeploy.bench.timing import check_plan, summarize, trust_warnings
-from segdeploy.errors import DeviceError, MissingDependencyError, UsageError
+from segdeploy.errors import DeviceError, MissingDependencyError, SegdeployError, UsageError
 
 BACKEND_NAMES = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
 PLAN_SUFFIXES = (".plan", ".engine", ".trt")
@@ -87,12 +86,14 @@ def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
 
 def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warmup: int = 5,
               iterations: int | None = None, duration: float | None = None,
-              threads: int | None = None, strict: bool = False, progress: bool = True,
-              settings: dict[str, Any] | None = None) -> BenchReport:
+              min_iterations: int = 1, threads: int | None = None, strict: bool = False,
+              progress: bool = True, settings: dict[str, Any] | None = None,
+              skip_failures: bool = False) -> BenchReport:
     """Open each backend once, time it at every shape, close it; collect the environment.
 
     A backend that cannot open (missing library, no GPU) is skipped with its reason unless
-    `strict`, in which case its error propagates.
+    `strict`, in which case its error propagates. With `skip_failures` (batch scripts), a
+    SegdeployError while measuring one shape is recorded in `skipped` instead of raised.
     """
     check_plan(warmup, iterations, duration)
     if iterations is None and duration is None:
@@ -111,7 +112,13 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
                 continue
             try:
                 for shape in shapes:
-                    results.append(_one(backend, shape, bar, warmup, iterations, duration))
+                    try:
+                        results.append(_one(backend, shape, bar, warmup, iterations, duration,
+                                            min_iterations))
+                    except SegdeployError as exc:
+                        if not skip_failures:
+                            raise
+                        skipped[f"{backend.name} {shape_text(shape)}"] = str(exc)
             finally:
                 backend.close()
     report = BenchReport(
@@ -124,7 +131,7 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
 
 
 def _one(backend: BenchBackend, shape: Shape, bar: Any, warmup: int, iterations: int | None,
-         duration: float | None) -> BackendResult:
+         duration: float | None, min_iterations: int) -> BackendResult:
     label = f"{backend.name} {shape_text(shape)}"
     total = float(iterations) if iterations is not None else float(duration or 1.0)
     task = bar.add_task(label, total=total) if bar is not None else None
@@ -134,7 +141,8 @@ def _one(backend: BenchBackend, shape: Shape, bar: Any, warmup: int, iterations:
             bar.update(task, completed=i if iterations is not None else min(spent, total))
 
     samples, phases = backend.measure(shape, warmup=warmup, iterations=iterations,
-                                      duration=duration, on_step=step)
+                                      duration=duration, on_step=step,
+                                      min_iterations=min_iterations)
     if bar is not None:
         bar.update(task, completed=total)
     stats = summarize(samples, batch=shape[0])
@@ -164,4 +172,4 @@ def _progress(enabled: bool) -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True, file=sys.stderr), transient=True)
+                    console=Console(stderr=True), transient=True)

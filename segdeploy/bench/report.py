@@ -76,6 +76,15 @@ def markdown_table(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
+def check_plot_path(path: str | Path) -> str:
+    """The image format a plot path asks for; an unknown suffix is a UsageError."""
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
+        raise UsageError(f"plot path {path} has suffix {Path(path).suffix!r}",
+                         expected="a .png, .svg, .pdf or .jpg file")
+    return fmt
+
+
 def write_plot(report: BenchReport, path: str | Path) -> Path:
     """Latency distribution per backend (one panel per shape), written atomically.
 
@@ -88,20 +97,20 @@ def write_plot(report: BenchReport, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib import ticker
 
-    fmt = Path(path).suffix.lstrip(".").lower()
-    if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
-        raise UsageError(f"plot path {path} has suffix {Path(path).suffix!r}",
-                         expected="a .png, .svg, .pdf or .jpg file")
+    fmt = check_plot_path(path)
     shapes = report.shapes()
     if not shapes:
         raise UsageError("nothing was measured, so there is nothing to plot")
     fig, axes = plt.subplots(len(shapes), 1, figsize=(8, 1.2 + 0.6 * max(
         len([r for r in report.results if r.shape == s]) for s in shapes) * len(shapes)),
         squeeze=False)
+    # matplotlib 3.10 added `orientation` and deprecated `vert`
+    major_minor = tuple(int(v) for v in matplotlib.__version__.split(".")[:2])
+    horizontal = ({"orientation": "horizontal"} if major_minor >= (3, 10) else {"vert": False})
     try:
         for ax, shape in zip(axes[:, 0], shapes, strict=True):
             rows = [r for r in report.results if r.shape == shape]
-            ax.boxplot([r.samples_ms for r in rows], vert=False, showfliers=True, whis=(1, 99))
+            ax.boxplot([r.samples_ms for r in rows], whis=(1, 99), **horizontal)
             ax.set_yticks(range(1, len(rows) + 1), [r.backend for r in rows])
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))

@@ -84,12 +84,12 @@ class TensorRTBackend(BenchBackend):
         return out
 
     def measure(self, shape: Shape, *, warmup: int, iterations: int | None,
-                duration: float | None, on_step: StepHook | None = None
-                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+                duration: float | None, on_step: StepHook | None = None,
+                min_iterations: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         check_plan(warmup, iterations, duration)
         fn = self.prepare(shape)
         samples = measure(fn, warmup=max(warmup, 1), iterations=iterations, duration=duration,
-                          on_step=on_step)
+                          on_step=on_step, min_iterations=min_iterations)
         phases: dict[str, np.ndarray] = {}
         if self.want_phases:
             try:

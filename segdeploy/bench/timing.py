@@ -103,10 +103,11 @@ def check_plan(warmup: int, iterations: int | None, duration: float | None) -> N
 def measure(fn: Callable[[], object], *, warmup: int = 5, iterations: int | None = None,
             duration: float | None = None, clock: Callable[[], float] = time.perf_counter,
             on_step: Callable[[int, float], None] | None = None,
-            max_iterations: int = 1_000_000) -> np.ndarray:
+            min_iterations: int = 1, max_iterations: int = 1_000_000) -> np.ndarray:
     """Call `fn` `warmup` times untimed, then time each call; return the samples in seconds.
 
-    Runs `iterations` calls, or, with `duration`, until that many seconds were measured.
+    Runs `iterations` calls, or, with `duration`, until that many seconds were measured and
+    at least `min_iterations` calls were made.
     `fn` must return only when its work is done (synchronise GPUs inside it).
     `on_step(i, elapsed_s)` drives a progress bar.
     """
@@ -127,6 +128,7 @@ def measure(fn: Callable[[], object], *, warmup: int = 5, iterations: int | None
             on_step(len(samples), spent)
         if iterations is not None and len(samples) >= iterations:
             break
-        if duration is not None and (spent >= duration or len(samples) >= max_iterations):
+        if duration is not None and ((spent >= duration and len(samples) >= min_iterations)
+                                     or len(samples) >= max_iterations):
             break
     return np.asarray(samples, dtype=np.float64)

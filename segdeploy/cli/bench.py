@@ -16,7 +16,7 @@ BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
 @click.option("--shape", "-s", "shapes", multiple=True, metavar="NxCxHxW",
               help="Input shape (or HxW for batch 1); repeat for several "
                    "[default: 1 x channels x the model card's train_size].")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed iterations before measuring.")
 @click.option("--iterations", "-n", type=click.IntRange(min=1),
               help="Timed iterations per backend and shape [default: 50].")
@@ -52,7 +52,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
 
     from segdeploy.atomic import check_output_path
     from segdeploy.bench.harness import parse_shape, plan_backends, run_bench
-    from segdeploy.bench.report import print_report, write_json, write_plot
+    from segdeploy.bench.report import check_plot_path, print_report, write_json, write_plot
     from segdeploy.errors import UsageError, require
 
     if not engines and not checkpoint:
@@ -64,6 +64,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
         if path:
             check_output_path(path)
     if plot_path:
+        check_plot_path(plot_path)
         require("matplotlib", extra="plot", purpose="to draw --plot")
     card = _card(engines, checkpoint)
     parsed = [parse_shape(s, card.in_channels) for s in shapes] or [
@@ -80,6 +81,9 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
                        settings={"engines": list(engines), "checkpoint": checkpoint,
                                  "arch": card.arch})
     report.skipped.update(skipped)
+    if not report.results:
+        name, why = next(iter(report.skipped.items()), ("", "no backend was selected"))
+        raise UsageError(f"no backend could run ({name}: {why})" if name else why)
     print_report(report, console)
     if json_path:
         write_json(report, json_path)

@@ -55,6 +55,16 @@ class DeployWrapper(nn.Module):
         self.register_buffer("scale", 1.0 / (255.0 * s), persistent=False)
         self.register_buffer("shift", -m / s, persistent=False)
 
+    def train(self, mode: bool = True) -> DeployWrapper:
+        """eval() must also work on a `.pt2` program's module, which refuses train()/eval():
+        it keeps the mode it was exported in (export programs in eval mode)."""
+        self.training = mode
+        try:
+            self.model.train(mode)
+        except NotImplementedError:
+            pass
+        return self
+
     def forward(self, x: torch.Tensor) -> Any:
         if self.preprocess:
             x = x.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
@@ -109,6 +119,10 @@ def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
     legacy = (opset <= 17 and kind != "exported-program") or kind == "torchscript"
     with torch.no_grad(), _quiet():
         try:
+            if kind == "torchscript":
+                # the legacy exporter cannot call a loaded ScriptModule from Python code;
+                # tracing the wrapper first records that call as part of one TorchScript graph
+                wrapper = torch.jit.trace(wrapper, (x,), check_trace=False)
             if legacy:
                 model = _export_legacy(wrapper, x, names, spatial, opset,
                                        same_size=card.output_mode == "same")

@@ -35,7 +35,7 @@ class ParityRow:
     """One comparison: a graph, an input set, an output."""
 
     graph: str  # "fp32" | "fp16"
-    inputs: str  # "2x3x197x233" or "brain val: 16 images 197x233"
+    inputs: str  # "2x3x197x233" or "brain val x16 (197x233)"
     output: str  # "logits" | "mask"
     max_abs: float | None
     p99_abs: float | None
@@ -161,7 +161,7 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
         return [], f"dataset {name!r} images are smaller than the model's min size"
     h, w = fitted[0].shape[:2]
     same = all(img.shape[:2] == (h, w) for img in fitted)
-    return fitted, f"{name} val: {len(fitted)} images" + (f" {h}x{w}" if same else "")
+    return fitted, f"{name} val x{len(fitted)}" + (f" ({h}x{w})" if same else "")
 
 
 def _fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:

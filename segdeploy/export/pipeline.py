@@ -125,8 +125,8 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
             notes.append(f"real images unavailable: {source_desc}; used synthetic smooth images")
             h, w = E.example_size(card)
             images = list(P.synthetic_images(8, max(h, 129), max(w, 161), card.in_channels))
-            source_desc = f"synthetic: {len(images)} images {images[0].shape[0]}x" \
-                          f"{images[0].shape[1]}"
+            source_desc = f"synthetic x{len(images)} ({images[0].shape[0]}x" \
+                          f"{images[0].shape[1]})"
         real_feeds = [P.graph_input(b, card, preprocess=opts.with_preprocess)
                       for b in P.batches(images)]
         t = step("images", t)

@@ -77,6 +77,10 @@ def detect_kind(path: Path) -> str:
                               else f"{path} is not a file",
                               expected="a segdeploy checkpoint (.pt), TorchScript archive or .pt2",
                               fix="check the path")
+    if path.suffix in (".onnx", ".plan", ".engine"):
+        raise UsageError(f"{path} is already an exported {path.suffix[1:]} file",
+                         expected="a PyTorch checkpoint, TorchScript archive or .pt2",
+                         fix="build an ONNX file with `segdeploy build`, or export the .pt")
     if not zipfile.is_zipfile(path):
         return "checkpoint"  # torch_load_safely names what is wrong with it
     try:

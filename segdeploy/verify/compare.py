@@ -132,6 +132,10 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
             raise UsageError("the checkpoint does not say what data it was trained on",
                              fix="pass --data brain|nuclei|FOLDER")
         dataset = get_dataset(name, split=split, channel_mode=card.channel_mode)
+        if dataset.num_classes > card.num_classes:
+            raise UsageError(f"dataset {name!r} has {dataset.num_classes} classes but the model "
+                             f"predicts {card.num_classes}",
+                             fix="verify on the data the model was trained for (--data)")
         indices = _pick(len(dataset), max_images)
         if not indices:
             raise UsageError(f"dataset {name!r} ({split}) has no images",

@@ -73,6 +73,13 @@ def test_measure_duration_stops_on_measured_time() -> None:
     assert steps == list(range(1, 9))
 
 
+def test_measure_duration_honours_min_iterations() -> None:
+    ticks = itertools.count()
+    samples = measure(lambda: None, warmup=0, duration=0.1, min_iterations=5,
+                      clock=lambda: next(ticks) * 1.0)  # each call "takes" 1 s
+    assert samples.tolist() == [1.0] * 5
+
+
 @pytest.mark.parametrize("kw", [{"iterations": 0}, {"duration": -1.0}, {"warmup": -1},
                                 {"iterations": 3, "duration": 1.0}])
 def test_measure_rejects_bad_plans(kw: dict) -> None:

@@ -73,3 +73,35 @@ def test_every_model_exports_with_dynamic_axes(arch: str, opset: int, tmp_path: 
     logits, mask = sess.run(None, {"input": x.numpy()})
     assert logits.shape == ref.shape and mask.dtype == np.int32
     np.testing.assert_allclose(logits, ref, rtol=1e-3, atol=1e-4 * max(1, np.abs(ref).max()))
+
+
+@pytest.mark.parametrize("opset", [17, pytest.param(18, marks=pytest.mark.slow)])
+def test_preprocess_takes_uint8_nhwc_images(opset: int, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    ckpt = make_checkpoint(tmp_path / "net.pt", "fcn_resnet18")
+    result = run_export(ckpt, ExportOptions(opset=opset, with_preprocess=True, with_argmax=True,
+                                            fp16=opset == 18, check_sizes=sizes_for("unet"),
+                                            max_side=0, fp16_images=4))
+    assert result.parity.passed
+    info = result.info
+    assert (info.input_dtype, info.input_layout, info.preprocess_in_graph) == \
+        ("uint8", "NHWC", True)
+    model = onnx.load(str(result.onnx_path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert _dims(model.graph.input[0]) == ["batch", "height", "width", 3]
+
+    from segdeploy.imaging import normalize
+
+    net, card = load_model(ckpt)
+    img = np.random.default_rng(0).integers(0, 256, (2, 59, 83, 3), dtype=np.uint8)
+    x = np.stack([normalize(i, card.mean, card.std) for i in img])
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    sess = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    logits, mask = sess.run(None, {"input": img})
+    np.testing.assert_allclose(logits, ref, rtol=1e-3, atol=1e-4)
+    assert np.array_equal(mask, ref.argmax(1))
+    if result.fp16_path is not None:
+        sess16 = ort.InferenceSession(str(result.fp16_path), providers=["CPUExecutionProvider"])
+        _, mask16 = sess16.run(None, {"input": img})
+        assert (mask16 == ref.argmax(1)).mean() >= 0.99

@@ -76,7 +76,6 @@ def test_scripted_model_with_shape_logic_fails_cleanly(tmp_path: Path) -> None:
     assert _onnx_files(tmp_path) == []
 
 
-@pytest.mark.slow
 def test_exported_program_with_dynamic_dims(tmp_path: Path) -> None:
     torch.manual_seed(0)
     pt2 = save_pt2(tmp_path / "user.pt2", UserNet(num_classes=3))

@@ -1,0 +1,244 @@
+"""Test doubles of the TensorRT and cuda-python APIs for testing OUR orchestration only.
+
+They exercise TensorRTRunner's bookkeeping (buffer sizes, profile switching, addresses,
+copies, CUDA-graph capture and fallback, per-thread contexts, cleanup) on a machine without
+a GPU. They prove nothing about TensorRT itself: "device" memory is host memory, the
+"engine" computes logits[:, k] = input[:, k % C] * (k + 1), and a captured "graph" replays
+recorded Python calls. The real engine is tested in test_tensorrt_runner_gpu.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import threading
+import types
+from typing import Any
+
+import numpy as np
+
+
+class _Err(int):
+    """Stands in for cudaError_t: an int with a name."""
+
+    def __new__(cls, value: int, name: str) -> _Err:
+        obj = super().__new__(cls, value)
+        obj.name = name
+        return obj
+
+
+OK = _Err(0, "cudaSuccess")
+
+
+class FakeCudartForOrchestrationTest:
+    """cudart calls on host memory; tracks live allocations and stream capture."""
+
+    cudaStreamNonBlocking = 1
+    cudaMemcpyKind = enum.Enum("cudaMemcpyKind", "cudaMemcpyHostToDevice "
+                               "cudaMemcpyDeviceToHost cudaMemcpyDeviceToDevice")
+    cudaDeviceAttr = enum.Enum("cudaDeviceAttr", "cudaDevAttrComputeCapabilityMajor "
+                               "cudaDevAttrComputeCapabilityMinor")
+    cudaStreamCaptureMode = enum.Enum("cudaStreamCaptureMode",
+                                      "cudaStreamCaptureModeThreadLocal")
+
+    def __init__(self, capability: tuple[int, int] = (8, 7)) -> None:
+        self.capability = capability
+        self.live: dict[int, Any] = {}
+        self.malloc_sizes: list[int] = []
+        self.capturing: dict[int, list] = {}
+        self.copies: list[str] = []
+        self._next_stream = 100
+        self._lock = threading.Lock()
+
+    # memory
+    def _alloc(self, nbytes: int) -> tuple[_Err, int]:
+        raw = ctypes.create_string_buffer(nbytes + 256)
+        ptr = (ctypes.addressof(raw) + 255) // 256 * 256
+        with self._lock:
+            self.live[ptr] = raw
+        return OK, ptr
+
+    def cudaMalloc(self, nbytes: int) -> tuple[_Err, int]:
+        self.malloc_sizes.append(nbytes)
+        return self._alloc(nbytes)
+
+    def cudaMallocHost(self, nbytes: int) -> tuple[_Err, int]:
+        return self._alloc(nbytes)
+
+    def cudaFree(self, ptr: int) -> tuple[_Err]:
+        with self._lock:
+            del self.live[ptr]
+        return (OK,)
+
+    cudaFreeHost = cudaFree
+
+    def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: int):
+        self.copies.append(kind.name)
+        ctypes.memmove(dst, src, count)
+        return (OK,)
+
+    # devices
+    def cudaGetDeviceCount(self) -> tuple[_Err, int]:
+        return OK, 1
+
+    def cudaSetDevice(self, device: int) -> tuple[_Err]:
+        return (OK,)
+
+    def cudaDeviceGetAttribute(self, attr: Any, device: int) -> tuple[_Err, int]:
+        major = attr.name.endswith("Major")
+        return OK, self.capability[0] if major else self.capability[1]
+
+    def cudaGetLastError(self) -> tuple[_Err]:
+        return (OK,)
+
+    # streams and graphs
+    def cudaStreamCreateWithFlags(self, flags: int) -> tuple[_Err, int]:
+        with self._lock:
+            self._next_stream += 1
+            return OK, self._next_stream
+
+    def cudaStreamDestroy(self, stream: int) -> tuple[_Err]:
+        return (OK,)
+
+    def cudaStreamSynchronize(self, stream: int) -> tuple[_Err]:
+        return (OK,)
+
+    def cudaStreamBeginCapture(self, stream: int, mode: Any) -> tuple[_Err]:
+        self.capturing[int(stream)] = []
+        return (OK,)
+
+    def cudaStreamEndCapture(self, stream: int) -> tuple[_Err, Any]:
+        recorded = self.capturing.pop(int(stream))
+        return OK, ("graph", recorded)
+
+    def cudaGraphInstantiate(self, graph: Any, flags: int) -> tuple[_Err, Any]:
+        return OK, {"calls": list(graph[1]), "launches": 0}
+
+    def cudaGraphDestroy(self, graph: Any) -> tuple[_Err]:
+        return (OK,)
+
+    def cudaGraphLaunch(self, graph_exec: dict, stream: int) -> tuple[_Err]:
+        graph_exec["launches"] += 1
+        for call in graph_exec["calls"]:
+            call()
+        return (OK,)
+
+    def cudaGraphExecDestroy(self, graph_exec: Any) -> tuple[_Err]:
+        return (OK,)
+
+
+class _DataType(enum.Enum):
+    FLOAT = 0
+    INT32 = 3
+
+
+class FakeTrtContextForOrchestrationTest:
+    def __init__(self, engine: FakeTrtEngineForOrchestrationTest) -> None:
+        self.engine = engine
+        self.profile = 0
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
+        self.executions = 0
+
+    def set_optimization_profile_async(self, index: int, stream: int) -> bool:
+        self.profile = index
+        return True
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        lo, _, hi = self.engine.get_tensor_profile_shape(name, self.profile)
+        if not all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
+            return False
+        self.shapes[name] = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        n, _, h, w = self.shapes["input"]
+        return self.shapes["input"] if name == "input" else (n, self.engine.classes, h, w)
+
+    def set_tensor_address(self, name: str, ptr: int) -> bool:
+        self.addresses[name] = int(ptr)
+        return True
+
+    def execute_async_v3(self, stream: int) -> bool:
+        def run() -> None:
+            self.executions += 1
+            shape = self.shapes["input"]
+            x = _array_at(self.addresses["input"], shape, np.float32)
+            out = _array_at(self.addresses["logits"], self.get_tensor_shape("logits"),
+                            np.float32)
+            for k in range(self.engine.classes):
+                out[:, k] = x[:, k % shape[1]] * (k + 1)
+
+        recording = self.engine.cudart.capturing.get(int(stream))
+        if recording is not None:
+            if self.engine.refuse_capture:
+                return False
+            recording.append(run)
+        else:
+            run()
+        return True
+
+
+def _array_at(ptr: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    count = int(np.prod(shape))
+    buf = (ctypes.c_byte * (count * np.dtype(dtype).itemsize)).from_address(ptr)
+    return np.frombuffer(buf, dtype=dtype).reshape(shape)
+
+
+class FakeTrtEngineForOrchestrationTest:
+    PROFILES = [((1, 3, 8, 8), (1, 3, 32, 32), (2, 3, 64, 64)),
+                ((1, 3, 64, 64), (1, 3, 96, 96), (1, 3, 128, 160))]
+
+    def __init__(self, cudart: FakeCudartForOrchestrationTest, classes: int = 4,
+                 refuse_capture: bool = False) -> None:
+        self.cudart = cudart
+        self.classes = classes
+        self.refuse_capture = refuse_capture
+        self.num_io_tensors = 2
+        self.num_optimization_profiles = len(self.PROFILES)
+        self.contexts: list[FakeTrtContextForOrchestrationTest] = []
+
+    def get_tensor_name(self, i: int) -> str:
+        return ["input", "logits"][i]
+
+    def get_tensor_mode(self, name: str) -> str:
+        return "INPUT" if name == "input" else "OUTPUT"
+
+    def get_tensor_dtype(self, name: str) -> _DataType:
+        return _DataType.FLOAT
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        return (-1, 3, -1, -1) if name == "input" else (-1, self.classes, -1, -1)
+
+    def get_tensor_profile_shape(self, name: str, profile: int):
+        return self.PROFILES[profile]
+
+    def create_execution_context(self) -> FakeTrtContextForOrchestrationTest:
+        ctx = FakeTrtContextForOrchestrationTest(self)
+        self.contexts.append(ctx)
+        return ctx
+
+
+def fake_tensorrt_module(engine: FakeTrtEngineForOrchestrationTest | None,
+                         version: str = "10.3.0") -> types.ModuleType:
+    """A module object standing in for `tensorrt` (only what TensorRTRunner touches)."""
+    mod = types.ModuleType("tensorrt")
+    mod.__version__ = version
+
+    class ILogger:
+        def __init__(self) -> None:
+            pass
+
+    class Runtime:
+        def __init__(self, logger: Any) -> None:
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, data: bytes) -> Any:
+            if engine is None:
+                self.logger.log(1, "fake: serialization assertion failed")
+            return engine
+
+    mod.ILogger = ILogger
+    mod.Runtime = Runtime
+    mod.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+    return mod

@@ -1,0 +1,167 @@
+"""TensorRTRunner's own orchestration, driven through test doubles of the TensorRT and
+cuda-python APIs (fake_trt_orchestration.py): buffers, profiles, addresses, copies, CUDA
+graphs, threads and cleanup. What TensorRT computes is tested on a GPU elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+
+import numpy as np
+import pytest
+from fake_trt_orchestration import (
+    FakeCudartForOrchestrationTest,
+    FakeTrtEngineForOrchestrationTest,
+    fake_tensorrt_module,
+)
+
+from segdeploy.errors import ArtifactError, InputError
+from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
+from segdeploy.runtime import DeviceView, Segmenter, TensorRTRunner
+from segdeploy.runtime import cuda_memory as cm
+from segdeploy.runtime.plan_compat import manifest_path
+
+
+def expected_logits(x: np.ndarray, classes: int = 4) -> np.ndarray:
+    return np.stack([x[:, k % x.shape[1]] * (k + 1) for k in range(classes)], axis=1)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """A plan + manifest on disk, and the TensorRT / cudart doubles installed."""
+    cudart = FakeCudartForOrchestrationTest()
+    engine = FakeTrtEngineForOrchestrationTest(cudart)
+    monkeypatch.setattr(cm, "cudart", lambda: cudart)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_module(engine))
+    plan = tmp_path / "model.plan"
+    plan.write_bytes(b"serialized engine")
+    card = ModelCard(arch="fake", num_classes=4, classes=list("abcd"), output_stride=1,
+                     min_size=8)
+    manifest = PlanManifest(
+        export=ExportInfo(card=card), tensorrt_version="10.3.0.26", precision="fp32",
+        profiles=[], io=[{"name": "input"}, {"name": "logits"}], onnx_sha256="",
+        compute_capability="8.7", plan_sha256=hashlib.sha256(b"serialized engine").hexdigest())
+    manifest_path(plan).write_text(json.dumps(manifest.to_dict()))
+    return plan, engine, cudart
+
+
+def test_buffers_profiles_and_results(fake):
+    plan, engine, cudart = fake
+    x = np.random.default_rng(0).standard_normal((2, 3, 20, 30)).astype(np.float32)
+    with TensorRTRunner(plan) as runner:
+        spec = runner.input_specs()["input"]
+        assert spec.shape == (None, 3, None, None) and len(spec.profiles) == 2
+        np.testing.assert_array_equal(runner.infer({"input": x})["logits"], expected_logits(x))
+        # device buffers hold the largest profile: 1x3x128x160 input, 1x4x128x160 output
+        assert cudart.malloc_sizes == [3 * 128 * 160 * 4, 4 * 128 * 160 * 4]
+        big = np.ones((1, 3, 100, 150), np.float32)
+        np.testing.assert_array_equal(runner.infer({"input": big})["logits"],
+                                      expected_logits(big))
+        assert engine.contexts[0].profile == 1
+        with pytest.raises(InputError, match="outside the engine's profiles"):
+            runner.infer({"input": np.ones((1, 3, 200, 8), np.float32)})
+        assert len(cudart.live) == 4  # 2 device + 2 pinned buffers for this one thread
+    assert cudart.live == {}  # close freed everything
+    runner.close()
+
+
+def test_zero_copy_and_misaligned_device_inputs(fake):
+    plan, engine, cudart = fake
+    x = np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8)
+    _, ptr = cudart.cudaMalloc(x.nbytes + 4)
+    with TensorRTRunner(plan) as runner:
+        cudart.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind(1), 0)
+        cudart.copies.clear()
+        out = runner.infer({"input": DeviceView(ptr, x.shape, x.dtype)})["logits"]
+        assert engine.contexts[0].addresses["input"] == ptr  # bound in place, no copy in
+        assert cudart.copies == ["cudaMemcpyDeviceToHost"]
+        np.testing.assert_array_equal(out, expected_logits(x))
+        # a pointer TensorRT would reject (not 256-byte aligned) is staged through our buffer
+        cudart.cudaMemcpyAsync(ptr + 4, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind(1), 0)
+        cudart.copies.clear()
+        out = runner.infer({"input": DeviceView(ptr + 4, x.shape, x.dtype)})["logits"]
+        assert engine.contexts[0].addresses["input"] != ptr + 4
+        assert cudart.copies == ["cudaMemcpyDeviceToDevice", "cudaMemcpyDeviceToHost"]
+        np.testing.assert_array_equal(out, expected_logits(x))
+        with pytest.raises(InputError, match="dtype float16"):
+            runner.infer({"input": DeviceView(ptr, x.shape, np.float16)})
+    cudart.cudaFree(ptr)
+
+
+@pytest.mark.parametrize("refuse", [False, True])
+def test_cuda_graph_capture_replay_and_fallback(fake, refuse):
+    plan, engine, cudart = fake
+    engine.refuse_capture = refuse
+    x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    y = x[:, :, :12]
+    with TensorRTRunner(plan, cuda_graph=True) as runner:
+        outs = [runner.infer({"input": v})["logits"] for v in (x, x, y, x)]
+        graphs = runner._state().graphs
+        ctx = engine.contexts[0]
+        assert len(graphs) == 2
+        if refuse:  # capture failed: plain execution every call
+            assert all(g is None for g in graphs.values())
+        else:  # one warm-up per shape, then replays of the captured graph
+            assert all(g is not None for g in graphs.values())
+            assert sum(g._exec["launches"] for g in graphs.values()) == 2
+        assert ctx.executions == 4
+    for out, v in zip(outs, (x, x, y, x), strict=True):
+        np.testing.assert_array_equal(out, expected_logits(v))
+    assert cudart.live == {}
+
+
+def test_one_context_per_thread(fake):
+    plan, engine, cudart = fake
+    xs = [np.full((1, 3, 8, 8), i, np.float32) for i in range(4)]
+    results: dict[int, np.ndarray] = {}
+    with TensorRTRunner(plan) as runner:
+        def work(i: int) -> None:
+            for _ in range(3):
+                results[i] = runner.infer({"input": xs[i]})["logits"]
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(engine.contexts) == 4
+        assert len(cudart.live) == 16
+    for i, out in results.items():
+        np.testing.assert_array_equal(out, expected_logits(xs[i]))
+    assert cudart.live == {}
+
+
+def test_refusals_before_and_at_deserialisation(fake, monkeypatch):
+    plan, engine, cudart = fake
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_module(engine, "10.4.1"))
+    with pytest.raises(ArtifactError, match="built with TensorRT 10.3.0.26") as info:
+        TensorRTRunner(plan).activate()
+    assert "segdeploy build" in str(info.value)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_module(engine))
+    cudart.capability = (9, 0)
+    with pytest.raises(ArtifactError, match="compute capability 8.7"):
+        TensorRTRunner(plan).activate()
+    cudart.capability = (8, 7)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_module(None))
+    with pytest.raises(ArtifactError, match="serialization assertion failed"):
+        TensorRTRunner(plan).activate()
+
+
+def test_segmenter_drives_the_engine_profiles(fake):
+    plan, engine, _ = fake
+    image = np.random.default_rng(2).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    with Segmenter.load(plan) as seg:
+        assert seg.max_size == (128, 160)
+        small = seg.predict(image[:5, :7])  # padded up to the 8x8 profile minimum
+        with pytest.raises(InputError, match="predict_tiled"):
+            seg.predict(image)
+        tiled = seg.predict_tiled(image, tile=64, overlap=8)
+    # the fake engine's logits are channel k % 3 of the normalised image scaled by k + 1
+    x = ((image / 255.0 - np.float32(seg.card.mean)) / np.float32(seg.card.std))
+    x = x.astype(np.float32).transpose(2, 0, 1)[None]
+    expected = expected_logits(x).argmax(1)[0]
+    assert small.shape == (5, 7) and tiled.shape == (150, 200)
+    assert (tiled == expected).mean() > 0.999
+    np.testing.assert_array_equal(small, expected[:5, :7])
