@@ -127,6 +127,10 @@ class TensorRTRunner(Runner):
                               plan=self.path)
         self._logger = _make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
+        if self.manifest is not None and self.manifest.build_flags.get("version_compatible"):
+            # A version-compatible plan embeds its own lean runtime, which TensorRT only
+            # runs when the host process allows it (TensorRT >= 8.6).
+            self._runtime.engine_host_code_allowed = True
         engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if engine is None:
             raise ArtifactError(
