@@ -79,7 +79,8 @@ class MissingDependencyError(SegdeployError):
         super().__init__(what, fix=fix)
 
 
-def require(module: str, *, extra: str | None = None, purpose: str = "", package: str | None = None):
+def require(module: str, *, extra: str | None = None, purpose: str = "",
+            package: str | None = None):
     """Import an optional module or raise MissingDependencyError naming the extra."""
     import importlib
 

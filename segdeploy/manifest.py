@@ -84,7 +84,7 @@ class ExportInfo:
     card: ModelCard
     input_name: str = "input"
     output_names: list[str] = field(default_factory=lambda: ["logits"])
-    #: "float32" (normalised NCHW) or "uint8" (raw NCHW image, normalised in-graph)
+    #: "float32" (normalised NCHW) or "uint8" (raw image in `input_layout`, normalised in-graph)
     input_dtype: str = "float32"
     preprocess_in_graph: bool = False
     argmax_in_graph: bool = False

@@ -52,7 +52,15 @@ def _static_shape(tensor_type: Any) -> list[int] | None:
 
 
 def _fix_inputs(model: Any, input_shapes: Mapping[str, Sequence[int]]) -> None:
-    """Replace symbolic input dims (batch, height, width) by the concrete shape to count at."""
+    """Replace symbolic input dims (batch, height, width) by the concrete shape to count at.
+
+    Exporters also write value_info and output shapes with symbolic dims; shape inference
+    would keep those, so they are cleared and inferred again from the concrete inputs.
+    """
+    del model.graph.value_info[:]
+    for out in model.graph.output:
+        if out.type.HasField("tensor_type"):
+            out.type.tensor_type.ClearField("shape")
     inits = {i.name for i in model.graph.initializer}
     for inp in model.graph.input:
         if inp.name in inits or inp.name not in input_shapes:
@@ -127,10 +135,30 @@ def count_flops(model: Any, input_shapes: Mapping[str, Sequence[int]] | None = N
 
         work = inliner.inline_local_functions(work)
     _fix_inputs(work, input_shapes or {})
-    work = onnx.shape_inference.infer_shapes(work, strict_mode=False, data_prop=True)
-    shapes = _shape_table(work)
+    inferred = onnx.shape_inference.infer_shapes(work, strict_mode=False, data_prop=True)
+    result = _count(inferred)
+    if result.unresolved:  # e.g. a crop whose offsets are computed from shapes (FCN skips)
+        symbolic = _symbolic_shapes(work)
+        if symbolic is not None:
+            result = _count(symbolic)
+    return result
+
+
+def _symbolic_shapes(model: Any) -> Any:
+    """ONNX Runtime's symbolic shape inference (sympy), which follows shape arithmetic through
+    Shape/Gather/Slice chains that onnx's own inference gives up on; None where unavailable."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # noqa: BLE001 - sympy missing or an op it does not know: keep onnx's
+        return None
+
+
+def _count(model: Any) -> FlopCount:
+    shapes = _shape_table(model)
     result = FlopCount()
-    for node in work.graph.node:
+    for node in model.graph.node:
         if node.op_type not in COUNTED_OPS:
             continue
         result.nodes += 1

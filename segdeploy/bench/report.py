@@ -19,6 +19,7 @@ def _ms(v: float) -> str:
 
 def render_table(report: BenchReport) -> Any:
     """A rich Table: one row per backend and shape, phase rows under TensorRT backends."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="segdeploy bench: latency (ms) and throughput",
@@ -32,9 +33,9 @@ def render_table(report: BenchReport) -> Any:
         for r in (r for r in report.results if r.shape == shape):
             s = r.stats
             flag = " [yellow]![/]" if r.warnings else ""
-            table.add_row(r.backend + flag, shape_text(shape), _ms(s.mean_ms), _ms(s.median_ms),
-                          _ms(s.p90_ms), _ms(s.p95_ms), _ms(s.p99_ms), _ms(s.min_ms),
-                          _ms(s.max_ms), f"{s.cv:.1%}", f"{s.throughput:.1f}",
+            table.add_row(escape(r.backend) + flag, shape_text(shape), _ms(s.mean_ms),
+                          _ms(s.median_ms), _ms(s.p90_ms), _ms(s.p95_ms), _ms(s.p99_ms),
+                          _ms(s.min_ms), _ms(s.max_ms), f"{s.cv:.1%}", f"{s.throughput:.1f}",
                           f"{r.speedup:.2f}x")
             for phase, ps in r.phases.items():
                 table.add_row(f"  [dim]{_PHASE_NAMES.get(phase, phase)}[/]", "",
@@ -48,15 +49,16 @@ def render_table(report: BenchReport) -> Any:
 def print_report(report: BenchReport, console: Any = None) -> None:
     """The table, then one line per warning and per skipped backend."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = console or Console()
     console.print(render_table(report))
     for r in report.results:
         if r.warnings:
-            console.print(f"[yellow]warning[/] {r.backend} {shape_text(r.shape)}: "
-                          + "; ".join(r.warnings), highlight=False)
+            console.print(f"[yellow]warning[/] {escape(r.backend)} {shape_text(r.shape)}: "
+                          + escape("; ".join(r.warnings)), highlight=False)
     for name, why in report.skipped.items():
-        console.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+        console.print(f"[yellow]skipped[/] {escape(name)}: {escape(why)}", highlight=False)
 
 
 def write_json(report: BenchReport, path: str | Path) -> Path:

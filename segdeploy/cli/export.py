@@ -84,6 +84,8 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     from segdeploy.export.sources import SourceFacts
 
     console = Console(stderr=True)
+    if not console.is_terminal:  # logs and CI: wide enough for the parity table
+        console = Console(stderr=True, width=120)
     show = console.is_terminal if progress is None else progress
     facts = SourceFacts(classes=classes, num_classes=num_classes, mean=mean, std=std,
                         in_channels=in_channels, stride=stride)

@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, standalone_mode=False)
     except SegdeployError as exc:
         from rich.console import Console
+        from rich.markup import escape  # "segdeploy[tensorrt]" is not a style tag
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                                   soft_wrap=True)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

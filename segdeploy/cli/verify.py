@@ -43,6 +43,7 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
     segdeploy verify unet.pt -e unet.fp16.onnx --sizes 97x131,197x233 --json parity.json
     """
     from rich.console import Console
+    from rich.markup import escape
 
     from segdeploy.atomic import check_output_path
     from segdeploy.errors import ParityError
@@ -62,7 +63,7 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
                         progress=console.is_terminal if progress is None else progress)
     print_report(report, console)
     for note in report["notes"]:
-        console.print(f"[yellow]note[/] {note}", highlight=False)
+        console.print("[yellow]note[/] " + escape(note), highlight=False)
     if json_path:
         write_json(report, json_path)
         console.print(f"report written to {json_path}", highlight=False)

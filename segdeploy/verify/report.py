@@ -62,13 +62,14 @@ def render_iou_table(report: dict[str, Any]) -> Any:
 
 def print_report(report: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     console = console or Console()
     console.print(render_table(report))
     console.print(render_iou_table(report))
     for r in report["sizes"]:
         for f in r.get("failures", []):
-            console.print(f"[bold red]fail[/] {f}", highlight=False)
+            console.print(f"[bold red]fail[/] {escape(f)}", highlight=False)
     verdict = "[green]parity OK[/]" if report["passed"] else "[bold red]parity FAILED[/]"
     console.print(verdict)
 

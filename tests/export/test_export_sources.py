@@ -132,4 +132,9 @@ def test_bad_checkpoints_and_paths(tmp_path: Path, capsys) -> None:
         run_export(good, ExportOptions(facts=SourceFacts(classes=["a", "b", "c"]), **FAST))
     with pytest.raises(CheckpointError, match="does not exist"):
         run_export(tmp_path / "nope.pt", ExportOptions(**FAST))
+    already = tmp_path / "model.onnx"
+    already.write_bytes(b"not really")
+    with pytest.raises(UsageError, match="already an exported onnx"):
+        run_export(already, ExportOptions(**FAST))
+    already.unlink()
     assert _onnx_files(tmp_path) == []
