@@ -27,9 +27,9 @@ def latency_table(summary: dict[str, Any]) -> str:
     lines = [f"### Latency and throughput ({summary['settings']['weights']} weights, "
              f"width {summary['settings']['width']})", "",
              f"Machine: {machine_line(summary)}.", "",
-             "| model | input | backend | mean ms | p90 ms | img/s | speed-up | GFLOP | "
+             "| model | input | backend | mean ms | p90 ms | CV | img/s | speed-up | GFLOP | "
              "GFLOP/s | % of peak |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     peak = summary["sgemm_peak_gflops"]
     for m in summary["models"]:
         # by input size (small first), backends in run order within a size
@@ -38,12 +38,14 @@ def latency_table(summary: dict[str, Any]) -> str:
             rate = r.get("achieved_gflops")
             lines.append(
                 f"| {m['arch']} | {'x'.join(map(str, r['shape']))} | {r['backend']} | "
-                f"{r['mean_ms']:.2f} | {r['p90_ms']:.2f} | {r['throughput']:.1f} | "
+                f"{r['mean_ms']:.2f} | {r['p90_ms']:.2f} | {r['cv']:.0%} | {r['throughput']:.1f} | "
                 f"{r['speedup']:.2f}x | {_f(g, '.2f')} | {_f(rate, '.1f')} | "
                 f"{_f(None if rate is None else 100 * rate / peak, '.0f')} |")
     for m in summary["models"]:
         for what, why in (m.get("skipped") or {}).items():
             lines.append(f"\nNot measured: {m['arch']} {what}: {why}")
+    lines += ["", "CV: coefficient of variation of the latency (above 10 %: the machine was "
+              "busy, rerun on a quiet one)."]
     lines += ["", "GFLOP: 2 x multiply-accumulates of the Conv/ConvTranspose/Gemm/MatMul nodes "
               "of the FP32 ONNX graph at that input (onnx shape inference). segmenter = "
               "Segmenter.predict on a uint8 image (padding, normalisation and argmax "
@@ -115,3 +117,15 @@ def update_file(path: Path, generated: str) -> None:
     old = path.read_text() if path.is_file() else "# segdeploy benchmarks\n"
     with atomic_path(path) as tmp:
         tmp.write_text(splice(old, generated))
+
+
+if __name__ == "__main__":  # re-render the tables of an earlier run without measuring again
+    import json
+    import sys
+
+    src = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results" /
+               "summary.json")
+    text = render(json.loads(src.read_text()))
+    if len(sys.argv) > 2:
+        update_file(Path(sys.argv[2]), text)
+    print(text)
