@@ -3,7 +3,8 @@
 A model constrains its input (size_multiple, min_size, a TensorRT engine's profile boxes);
 an image of any size is padded by reflection to the smallest size that satisfies all of them,
 and the prediction is cropped back. Output pixel r of a "valid" model sits over input pixel
-r + (H_in - H_out) // 2 (its output is centred); "same" models have that offset 0.
+r + (H_in - H_out) // 2 (its output is centred on the sizes it pools evenly, which
+Segmenter keeps to); "same" models have that offset 0.
 """
 
 from __future__ import annotations
@@ -63,15 +64,18 @@ class PadPlan:
 
 
 def plan_padding(h: int, w: int, *, boxes: Sequence[SizeBox], multiple: int = 1,
-                 min_size: int = 1, margin: tuple[int, int] = (0, 0)) -> PadPlan:
+                 min_size: int = 1, margin: tuple[int, int] = (0, 0), base: int = 0) -> PadPlan:
     """The smallest padding that makes h x w (plus `margin` of context on each side for
-    "valid" models) a multiple of `multiple`, at least `min_size`, inside some profile box."""
+    "valid" models) a size base + k * `multiple`, at least `min_size`, inside some profile box.
+
+    `base` is 0 for "same" models; a valid U-Net's output is exactly centred only on the
+    lattice min_size + k * stride (every pooling even), so it passes base=min_size."""
     multiple = max(int(multiple), 1)
     my, mx = margin
     for box in boxes:
         size = []
         for need, (lo, hi) in ((h + 2 * my, box.height), (w + 2 * mx, box.width)):
-            target = round_up(max(need, min_size, lo), multiple)
+            target = base + round_up(max(need, min_size, lo) - base, multiple)
             size.append(target if hi is None or target <= hi else None)
         if None not in size:
             return PadPlan(my, size[0] - h - my, mx, size[1] - w - mx, box)

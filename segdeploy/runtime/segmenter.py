@@ -81,7 +81,11 @@ class Segmenter:
         self._align = max(self.card.size_multiple, 1)
         self._tile_align = max(self._align, self.card.output_stride, 1)
         self._margin = (0, 0)
+        self._base = 0
         if self.card.output_mode == "valid":
+            # Input sizes min_size + k * stride pool evenly, so the output is centred.
+            self._align = max(self._align, self.card.output_stride, 1)
+            self._base = self.card.min_size
             self._margin = self._measure_margin()
 
     # -- construction ----------------------------------------------------------------------
@@ -254,7 +258,8 @@ class Segmenter:
         h, w = batch.shape[1:3]
         for _ in range(4):  # a valid-mode model may ask for more context than measured
             plan = plan_padding(h, w, boxes=self._boxes, multiple=self._align,
-                                min_size=self.card.min_size, margin=self._margin)
+                                min_size=self.card.min_size, margin=self._margin,
+                                base=self._base)
             padded = reflect_pad(batch, plan)
             out = self._infer_batch(padded, want, plan.box)
             start = crop_offsets(plan, padded.shape[1:3], out.shape[-2:], (h, w))
@@ -294,7 +299,7 @@ class Segmenter:
         """Context a "valid" model consumes per side, from one run on a small blank image."""
         size = max(self.card.min_size, 1)
         plan = plan_padding(size, size, boxes=self._boxes, multiple=self._align,
-                            min_size=self.card.min_size)
+                            min_size=self.card.min_size, base=self._base)
         h, w = plan.input_size(size, size)
         try:
             out = self._infer_batch(np.zeros((1, h, w, self.channels), np.uint8), "logits",
