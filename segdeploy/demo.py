@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 OUT = Path(os.environ.get("SEGDEPLOY_DEMO_DIR", "demo-output"))
 # Small enough to train in a few minutes on 2 CPU cores; see BENCHMARKS.md for larger runs.
 TRAIN_ARGS = os.environ.get(
     "SEGDEPLOY_DEMO_TRAIN",
-    "--width 0.25 --epochs 8 --batch-size 8 --image-size 160 --lr 0.003",
+    "--width 0.25 --batch-norm --epochs 8 --image-size 160 --seed 0",
 ).split()
 
 
@@ -78,8 +79,8 @@ def main() -> None:
     step("4b. verify the FP16 ONNX against PyTorch on real images",
          "verify", str(ckpt), "--engine", str(fp16))
     step("5. benchmark PyTorch eager vs ONNX Runtime vs Segmenter",
-         "bench", "--engine", str(onnx), "--checkpoint", str(ckpt),
-         "--iterations", "30", "--json", str(OUT / "bench.json"))
+         "bench", "--engine", str(onnx), "--checkpoint", str(ckpt), "--shape", "1x1x197x233",
+         "--duration", "2", "--json", str(OUT / "bench.json"), "--plot", str(OUT / "bench.png"))
     image = sample_image(OUT / "brain_slice.png")
     step("6. predict one image with an overlay", "predict", "--engine", str(onnx), str(image),
          "-o", str(OUT / "brain_slice.mask.png"), "--overlay")
@@ -88,11 +89,12 @@ def main() -> None:
         plan = OUT / "unet_brain.plan"
         step("7a. build a TensorRT FP16 engine", "build", str(onnx), "-o", str(plan))
         step("7b. verify the engine", "verify", str(ckpt), "--engine", str(plan))
-        step("7c. benchmark the engine", "bench", "--engine", str(plan), "--iterations", "200")
+        step("7c. benchmark the engine against ONNX Runtime", "bench", "--engine", str(plan),
+             "--engine", str(onnx), "--shape", "1x1x197x233", "--duration", "3")
     else:
         console.rule("[bold yellow]7. TensorRT engine: skipped")
         console.print(f"[yellow]Skipped building, verifying and benchmarking a TensorRT engine: "
-                      f"{why}.[/]")
+                      f"{escape(why)}.[/]")
     console.rule("[bold green]demo finished")
     console.print(f"Artifacts in {OUT}/ ({time.perf_counter() - t0:.0f} s in all)")
 
