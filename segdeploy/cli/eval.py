@@ -32,8 +32,7 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     from rich.progress import Progress
 
     from segdeploy.atomic import check_output_path, write_json_atomic
-    from segdeploy.data import get_dataset
-    from segdeploy.errors import UsageError
+    from segdeploy.data import dataset_for_model
     from segdeploy.reference_models.checkpoint import load_model
     from segdeploy.training.distributed import DistInfo, resolve_device
     from segdeploy.training.evaluate import Geometry, evaluate
@@ -44,15 +43,8 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     console = Console()
     dev = resolve_device(device, DistInfo())
     model, card = load_model(checkpoint, map_location=dev)
-    data = data or card.trained_on.get("name")
-    if not data:
-        raise UsageError(f"{checkpoint} does not say which dataset it was trained on",
-                         fix="pass --data NAME|PATH")
-    ds = get_dataset(data, split=split, channel_mode=card.channel_mode)
-    if ds.num_classes > card.num_classes:
-        raise UsageError(f"dataset {data!r} has {ds.num_classes} classes but the model predicts "
-                         f"{card.num_classes}",
-                         fix="evaluate on the data the model was trained for")
+    ds = dataset_for_model(card, data, split)
+    data = data or ds.name
     indices = list(range(len(ds)))[:limit]
     show = console.is_terminal if progress is None else progress
     t0 = time.perf_counter()

@@ -13,12 +13,13 @@ import os
 from pathlib import Path
 
 from segdeploy.data.base import CHANNEL_MODES, SPLITS, SegmentationDataset
-from segdeploy.errors import DataError
+from segdeploy.errors import DataError, UsageError
+from segdeploy.manifest import ModelCard
 
 BUILTIN = ("brain", "nuclei")
 
-__all__ = ["BUILTIN", "CHANNEL_MODES", "SPLITS", "SegmentationDataset", "get_dataset",
-           "list_datasets"]
+__all__ = ["BUILTIN", "CHANNEL_MODES", "SPLITS", "SegmentationDataset", "dataset_for_model",
+           "get_dataset", "list_datasets"]
 
 
 def list_datasets() -> list[str]:
@@ -51,3 +52,19 @@ def get_dataset(name_or_path: str | os.PathLike[str], split: str = "train",
     from segdeploy.data.folder import FolderDataset
 
     return FolderDataset(path, split, channel_mode)
+
+
+def dataset_for_model(card: ModelCard, data: str | os.PathLike[str] | None = None,
+                      split: str = "val") -> SegmentationDataset:
+    """The dataset to score a model on: `data`, else the one its card says it was trained on,
+    fed the way it was trained (channel mode) and checked against its classes."""
+    name = data or (card.trained_on or {}).get("name")
+    if not name:
+        raise UsageError("the model does not say which dataset it was trained on",
+                         fix="pass --data brain|nuclei|FOLDER")
+    ds = get_dataset(name, split=split, channel_mode=card.channel_mode)
+    if ds.num_classes > card.num_classes:
+        raise UsageError(f"dataset {os.fspath(name)!r} has {ds.num_classes} classes but the "
+                         f"model predicts {card.num_classes}",
+                         fix="use the data the model was trained for (--data)")
+    return ds

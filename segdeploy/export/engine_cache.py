@@ -14,22 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.atomic import write_bytes_atomic, write_json_atomic
+from segdeploy.digest import sha256_bytes
 from segdeploy.errors import SegdeployError, UsageError
 from segdeploy.manifest import PlanManifest
 
 CACHE_SCHEMA = 1
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def cache_key(*, onnx_sha256: str, flags: dict[str, Any], tensorrt_version: str,

@@ -16,7 +16,6 @@ forward pass.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import torch
 
+from segdeploy.digest import sha256_file
 from segdeploy.errors import CheckpointError, UsageError
 from segdeploy.manifest import ModelCard
 
@@ -62,12 +62,6 @@ class Source:
     notes: list[str] = field(default_factory=list)
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def detect_kind(path: Path) -> str:

@@ -23,8 +23,9 @@ from typing import Any
 
 from segdeploy import __version__
 from segdeploy.atomic import atomic_path, check_output_path
+from segdeploy.digest import sha256_bytes, sha256_file
 from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
-from segdeploy.export.engine_cache import EngineCache, cache_key, sha256_bytes, sha256_file
+from segdeploy.export.engine_cache import EngineCache, cache_key
 from segdeploy.export.trt_parity import (
     DEFAULT_THRESHOLD,
     OrtReference,

@@ -8,12 +8,12 @@ is wrong and how to fix it (rebuild with `segdeploy build`), and are tested with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 
+from segdeploy.digest import sha256_file
 from segdeploy.errors import ArtifactError
 from segdeploy.manifest import PlanManifest
 
@@ -51,12 +51,6 @@ def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
     return PlanManifest.from_dict(data)
 
 
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_plan_file(plan: str | os.PathLike[str], manifest: PlanManifest | None, *,

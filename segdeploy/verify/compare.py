@@ -110,7 +110,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
     """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict)."""
     import torch
 
-    from segdeploy.data import get_dataset
+    from segdeploy.data import dataset_for_model
     from segdeploy.reference_models.checkpoint import load_model
     from segdeploy.runtime import Segmenter
     from segdeploy.runtime.preprocess import to_model_input
@@ -127,15 +127,8 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         notes = _compatibility_notes(card, info, Path(checkpoint))
         thresholds = Thresholds.for_precision(info.precision, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)
-        name = data or (card.trained_on or {}).get("name")
-        if not name:
-            raise UsageError("the checkpoint does not say what data it was trained on",
-                             fix="pass --data brain|nuclei|FOLDER")
-        dataset = get_dataset(name, split=split, channel_mode=card.channel_mode)
-        if dataset.num_classes > card.num_classes:
-            raise UsageError(f"dataset {name!r} has {dataset.num_classes} classes but the model "
-                             f"predicts {card.num_classes}",
-                             fix="verify on the data the model was trained for (--data)")
+        dataset = dataset_for_model(card, data, split)
+        name = data or dataset.name
         indices = _pick(len(dataset), max_images)
         if not indices:
             raise UsageError(f"dataset {name!r} ({split}) has no images",

@@ -18,8 +18,8 @@ import pytest
 
 from segdeploy.cli.build import request_from_options
 from segdeploy.cli.main import main
+from segdeploy.digest import sha256_file
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
-from segdeploy.export.engine_cache import sha256_file
 from segdeploy.export.tensorrt import (
     BuildRequest,
     build_engine,
