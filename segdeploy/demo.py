@@ -74,6 +74,8 @@ def main() -> None:
     step("2. evaluate it on the validation slabs", "eval", str(ckpt), "--data", "brain")
     step("3. export FP32 + FP16 ONNX with dynamic axes, self-checked against PyTorch",
          "export", str(ckpt), "-o", str(onnx))
+    step("3b. the exported graph describes itself (metadata a runtime reads)",
+         "info", str(onnx))
     step("4a. verify the FP32 ONNX against PyTorch on real images",
          "verify", str(ckpt), "--engine", str(onnx))
     step("4b. verify the FP16 ONNX against PyTorch on real images",

@@ -76,18 +76,62 @@ def _describe_onnx(path: Path) -> dict[str, Any]:
     return out
 
 
+def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
+    """The few lines a person wants first: what it is, what it predicts, how to feed it."""
+    export = info.get("export") or {}
+    card = info.get("card") or export.get("card") or {}
+    rows: list[tuple[str, str]] = [("kind", str(info.get("kind", "?")))]
+    if card:
+        rows += [("model", f"{card.get('arch')} {card.get('config', {})}"),
+                 ("classes", ", ".join(card.get("classes", []))),
+                 ("input", f"{card.get('in_channels')} channel(s) ({card.get('channel_mode')}), "
+                           f"mean {card.get('mean')} std {card.get('std')} on image/255"),
+                 ("geometry", f"stride {card.get('output_stride')}, min size "
+                              f"{card.get('min_size')}, output {card.get('output_mode')}, "
+                              f"trained at {card.get('train_size')}")]
+        data = card.get("trained_on") or {}
+        if data:
+            rows.append(("trained on", f"{data.get('name')} ({data.get('images', '?')} images)"))
+        metrics = card.get("metrics") or {}
+        if metrics.get("mean_iou") is not None:
+            rows.append(("val metrics", f"mIoU {metrics['mean_iou']:.4f}, pixel acc "
+                                        f"{metrics.get('pixel_accuracy', float('nan')):.4f}"))
+    if export:
+        rows.append(("graph", f"{export.get('precision')} opset {export.get('opset')}, input "
+                              f"{export.get('input_dtype')} {export.get('input_layout')}, "
+                              f"outputs {', '.join(export.get('output_names', []))}"))
+        if export.get("fp32_nodes"):
+            rows.append(("kept fp32", f"{len(export['fp32_nodes'])} node(s)"))
+    for key in ("tensorrt_version", "precision", "compute_capability", "gpu_name"):
+        if info.get(key):
+            rows.append((key.replace("_", " "), str(info[key])))
+    for t in info.get("io", []):
+        rows.append((f"{t.get('mode')} {t.get('name')}", f"{t.get('dtype')} {t.get('shape')}"))
+    if info.get("parameters"):
+        rows.append(("parameters", f"{info['parameters']:,}"))
+    for key in ("bytes", "plan_bytes"):
+        if info.get(key):
+            rows.append(("size", f"{info[key] / 1e6:.1f} MB"))
+    if info.get("note"):
+        rows.append(("note", str(info["note"])))
+    return rows
+
+
 @click.command("info")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON instead of a summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 def command(file: Path, as_json: bool) -> None:
-    """Describe a checkpoint, ONNX model, TensorRT plan or report."""
+    """Describe a checkpoint, ONNX model, TensorRT plan or report (--json for everything)."""
     info = describe_artifact(file)
     if as_json:
         click.echo(json.dumps(info, indent=2, sort_keys=True, default=str))
         return
     from rich.console import Console
-    from rich.pretty import Pretty
+    from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]{file}[/]: {info.get('kind', '?')}")
-    console.print(Pretty({k: v for k, v in info.items() if k != "kind"}, expand_all=False))
+    table = Table(title=str(file), show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in summary_rows(info):
+        table.add_row(key, value)
+    Console().print(table)

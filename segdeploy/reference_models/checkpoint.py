@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,11 @@ def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") ->
                               else f"{what} {p} is not a file",
                               expected="a .pt/.pth file", fix="check the path")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of foreign files before refusing them;
+            # the CheckpointError below says what matters.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # a class in the file, or a plain pickle (PROTO opcode) torch cannot read safely;
         # anything else is garbage bytes read as opcodes

@@ -45,3 +45,17 @@ def test_info_rejects_plan_without_manifest(tmp_path, capsys):
 
 def test_commands_are_registered():
     assert "info" in cli.commands
+
+
+@pytest.mark.slow
+def test_info_summarises_checkpoint_and_onnx(brain_checkpoint, brain_onnx, capsys):
+    main(["info", str(brain_checkpoint)])
+    out = capsys.readouterr().out
+    assert "segdeploy checkpoint" in out and "grey matter" in out and "val metrics" in out
+    fp32, fp16 = brain_onnx
+    main(["info", str(fp16)])
+    out = capsys.readouterr().out
+    assert "fp16 opset 17" in out and "white matter" in out and "'height'" in out
+    main(["info", str(fp32), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["export"]["card"]["arch"] == "unet" and data["export"]["precision"] == "fp32"
