@@ -98,7 +98,10 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     t = result.timings
     click.echo(f"wrote {result.onnx_path} (fp32, opset {options.opset})")
     if result.fp16_path is not None:
-        kept = len(result.info_fp16.fp32_nodes) if result.info_fp16 else 0
-        click.echo(f"wrote {result.fp16_path} (mixed fp16, {kept} nodes kept fp32)")
+        kept = result.info_fp16.fp32_nodes if result.info_fp16 else {}
+        why = "; ".join(f"{name}: {reason}" for name, reason in list(kept.items())[:3])
+        more = f" and {len(kept) - 3} more (see the .parity.json)" if len(kept) > 3 else ""
+        click.echo(f"wrote {result.fp16_path} (mixed fp16, {len(kept)} node(s) kept fp32"
+                   + (f": {why}{more})" if kept else ")"))
     click.echo(f"wrote {result.parity_path} (parity passed; export "
                f"{t.get('export_fp32', 0):.1f} s, total {t.get('total', 0):.1f} s)")

@@ -26,7 +26,7 @@ from segdeploy.manifest import ModelCard
 
 FP32_RTOL = 1e-4
 FP16_MIN_AGREEMENT = 0.995
-DEFAULT_CHECK_SIZES = ("1x3x97x131", "2x3x197x233", "1x3x512x512")
+DEFAULT_CHECK_SIZES = ("1x{c}x97x131", "2x{c}x197x233", "1x{c}x512x512")  # c: the model's
 DEFAULT_MAX_SIDE = 1024
 
 
@@ -100,9 +100,10 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
 
 
 def default_sizes(card: ModelCard, max_side: int = DEFAULT_MAX_SIDE) -> list[str]:
-    sizes = list(DEFAULT_CHECK_SIZES)
-    if max_side and f"1x3x{max_side}x{max_side}" not in sizes:
-        sizes.append(f"1x3x{max_side}x{max_side}")
+    c = card.in_channels
+    sizes = [s.format(c=c) for s in DEFAULT_CHECK_SIZES]
+    if max_side and f"1x{c}x{max_side}x{max_side}" not in sizes:
+        sizes.append(f"1x{c}x{max_side}x{max_side}")
     return sizes
 
 
