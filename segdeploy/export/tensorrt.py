@@ -333,9 +333,15 @@ def _cache_flags(prep: PreparedBuild, plan: PrecisionPlan, source: OnnxFacts) ->
 
 def _network_source(plan: PrecisionPlan, prep: PreparedBuild,
                     source: OnnxFacts) -> tuple[ExportInfo, Path | bytes]:
-    """(ExportInfo of the graph TensorRT parses, its path or serialized bytes)."""
+    """(ExportInfo for the plan manifest, path or serialized bytes of the graph TensorRT parses).
+
+    The ExportInfo's precision is the ENGINE's precision: Segmenter.info comes from it, and
+    `verify` / `bench` pick thresholds and labels by it. On TensorRT 8.x an FP16 engine is
+    built from the FP32 graph (+ BuilderFlag.FP16), so the graph's own "fp32" must not leak
+    into the manifest.
+    """
     if plan.onnx_source != "convert-to-fp16":
-        return source.export, source.path
+        return dataclasses.replace(source.export, precision=prep.request.precision), source.path
     try:
         import onnx
 

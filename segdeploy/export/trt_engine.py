@@ -120,6 +120,7 @@ def build_plan(trt: Any, version: TrtVersion, plan: PrecisionPlan, settings: Eng
         network = builder.create_network(_network_flags(trt, plan))
         parser = trt.OnnxParser(network, log_sink)  # must outlive the build (owns weights)
         parse_onnx(trt, version, parser, onnx_input)
+        network_fp16 = _network_fp16_layers(trt, network) if plan.strongly_typed else 0
         config = builder.create_builder_config()
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the inspector
         if settings.workspace_bytes:
@@ -159,11 +160,25 @@ def build_plan(trt: Any, version: TrtVersion, plan: PrecisionPlan, settings: Eng
             timing_cache = config.get_timing_cache()
             write_bytes_atomic(settings.timing_cache, bytes(memoryview(timing_cache.serialize())))
         del monitor, parser
-        return inspect_plan(trt, log_sink, plan_bytes, settings)
+        return inspect_plan(trt, log_sink, plan_bytes, settings, network_fp16_layers=network_fp16)
+
+
+def _network_fp16_layers(trt: Any, network: Any) -> int:
+    """Compute layers of a parsed strongly typed network that output float16 (casts,
+    constants and shuffles excluded: they move data, they do not compute in FP16)."""
+    movers = {trt.LayerType.CAST, trt.LayerType.CONSTANT, trt.LayerType.SHUFFLE}
+    count = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.type in movers:
+            continue
+        if any(layer.get_output(j).dtype == trt.DataType.HALF for j in range(layer.num_outputs)):
+            count += 1
+    return count
 
 
 def inspect_plan(trt: Any, log_sink: Any, plan_bytes: bytes,
-                 settings: EngineSettings) -> BuiltEngine:
+                 settings: EngineSettings, *, network_fp16_layers: int = 0) -> BuiltEngine:
     """Deserialize once: I/O, profiles and per-layer precision straight from the engine."""
     runtime = trt.Runtime(log_sink)
     if settings.version_compatible:
@@ -191,6 +206,7 @@ def inspect_plan(trt: Any, log_sink: Any, plan_bytes: bytes,
     summary = summarize_engine_layers(
         inspector.get_engine_information(trt.LayerInformationFormat.JSON))
     del inspector, context, engine
+    summary.network_fp16_layers = network_fp16_layers
     require_fp16_layers(summary, settings.precision)
     return BuiltEngine(plan_bytes, io, profiles, summary.to_dict())
 

@@ -192,16 +192,25 @@ def check_optimization_level(level: int) -> int:
     return level
 
 
+#: the oldest GPU each hardware-compatibility level can be built on. TensorRT's own docstrings
+#: (HardwareCompatibilityLevel in the 10.16 / 11.x bindings): AMPERE_PLUS "is only supported
+#: for engines built on NVIDIA Ampere and later GPUs", SAME_COMPUTE_CAPABILITY "on NVIDIA
+#: Turing and later GPUs".
+_HARDWARE_MIN_CC = {"ampere+": ((8, 0), "an Ampere"), "same-cc": ((7, 5), "a Turing")}
+
+
 def check_hardware_compatibility(level: str | None, compute_capability: str) -> None:
-    """Hardware-compatible engines need an Ampere or newer GPU (compute capability >= 8.0)."""
-    if level is None or not compute_capability:
+    """ampere+ needs an Ampere or newer GPU (CC >= 8.0); same-cc a Turing or newer (>= 7.5)."""
+    if level is None or not compute_capability or level not in _HARDWARE_MIN_CC:
         return
-    major = int(compute_capability.split(".")[0])
-    if major < 8:
+    (need, family) = _HARDWARE_MIN_CC[level]
+    found = tuple(int(p) for p in compute_capability.split(".")[:2])
+    if found < need:
         raise UsageError(
-            f"--hardware-compatibility {level} needs an Ampere or newer GPU, "
+            f"--hardware-compatibility {level} needs {family} or newer GPU, "
             f"this GPU has compute capability {compute_capability}",
-            expected="compute capability >= 8.0", fix="drop --hardware-compatibility")
+            expected=f"compute capability >= {need[0]}.{need[1]}",
+            fix="drop --hardware-compatibility")
 
 
 _SIZE_UNITS = {"": 2**20, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20,
@@ -227,7 +236,8 @@ _TYPE_PREFIXES = (("BFloat16", "bf16"), ("Half", "fp16"), ("Float", "fp32"), ("I
                   ("FP8", "fp8"))
 _TYPE_WORDS = {"FP16": "fp16", "HALF": "fp16", "FP32": "fp32", "FLOAT": "fp32", "INT8": "int8",
                "INT32": "int32", "INT64": "int64", "BF16": "bf16", "BOOL": "bool",
-               "UINT8": "uint8", "FP8": "fp8"}
+               "UINT8": "uint8", "FP8": "fp8",
+               "BFLOAT16": "bf16"}  # "Row major linear BFloat16 format" (TensorRT 8.6+)
 
 
 def datatype_of(text: Any) -> str | None:
@@ -260,19 +270,36 @@ def layer_precision(layer: dict[str, Any]) -> str:
 
 
 def _is_reformat(layer: dict[str, Any]) -> bool:
-    kind = str(layer.get("LayerType", "")) + " " + str(layer.get("ParameterType", ""))
-    return "Reformat" in kind or str(layer.get("Name", "")).startswith("Reformatting CopyNode")
+    """Layers that only move or convert data, so their FP16 tensors prove no FP16 compute.
+
+    Casts matter on TensorRT >= 10: a mixed ONNX made with keep_io_types starts with a
+    float32 -> float16 Cast, whose Half output would otherwise count as an "FP16 layer" even
+    in an engine whose every convolution runs in float32.
+    """
+    kinds = {str(layer.get(k, "")).upper() for k in ("LayerType", "ParameterType", "Origin")}
+    return (any("REFORMAT" in kind for kind in kinds) or bool(kinds & {"CAST", "CONSTANT"})
+            or str(layer.get("Name", "")).startswith("Reformatting CopyNode"))
+
+
+def _is_foreign(layer: dict[str, Any]) -> bool:
+    """A Myelin-fused subgraph: its inner precisions are hidden from the inspector."""
+    text = " ".join(str(layer.get(k, "")) for k in ("LayerType", "Name")).lower()
+    return "foreignnode" in text or "myelin" in text
 
 
 @dataclass
 class LayerSummary:
-    """Per-precision layer counts of an engine (reformat layers counted apart)."""
+    """Per-precision layer counts of an engine (reformat/cast/constant layers counted apart)."""
 
     detailed: bool
     total: int = 0
     reformats: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     fp16_examples: list[str] = field(default_factory=list)
+    #: Myelin-fused ("ForeignNode") layers: the inspector shows only their float32 I/O
+    foreign: int = 0
+    #: FP16 compute layers of the parsed (strongly typed) network, set by the builder
+    network_fp16_layers: int = 0
 
     @property
     def fp16(self) -> int:
@@ -281,7 +308,8 @@ class LayerSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"detailed": self.detailed, "layers": self.total, "reformats": self.reformats,
                 "by_precision": dict(sorted(self.counts.items())),
-                "fp16_examples": self.fp16_examples}
+                "fp16_examples": self.fp16_examples, "foreign_nodes": self.foreign,
+                "network_fp16_layers": self.network_fp16_layers}
 
 
 def summarize_engine_layers(info: str | dict[str, Any]) -> LayerSummary:
@@ -302,6 +330,8 @@ def summarize_engine_layers(info: str | dict[str, Any]) -> LayerSummary:
         if _is_reformat(layer):
             summary.reformats += 1
             continue
+        if _is_foreign(layer):
+            summary.foreign += 1
         precision = layer_precision(layer)
         summary.counts[precision] = summary.counts.get(precision, 0) + 1
         if precision == "fp16" and len(summary.fp16_examples) < 5:
@@ -317,6 +347,11 @@ def require_fp16_layers(summary: LayerSummary, requested: str) -> None:
         raise BuildError("the engine inspector gave no per-layer precision, so FP16 cannot be "
                          "confirmed", expected="ProfilingVerbosity.DETAILED at build time",
                          fix="report this as a segdeploy bug")
+    if summary.fp16 == 0 and summary.foreign and summary.network_fp16_layers:
+        # TensorRT >= 10 may fuse a whole strongly typed network into Myelin "ForeignNode"
+        # layers that show only their float32 I/O; a strongly typed network's tensor types
+        # are its precision, so FP16 layers in the parsed network are the proof instead.
+        return
     if summary.fp16 == 0:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(summary.counts.items())) or "none"
         raise BuildError(

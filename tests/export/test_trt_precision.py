@@ -150,6 +150,10 @@ def test_hardware_compatibility_needs_ampere():
     check_hardware_compatibility(None, "7.2")
     with pytest.raises(UsageError, match="compute capability 7.5"):
         check_hardware_compatibility("ampere+", "7.5")
+    # SAME_COMPUTE_CAPABILITY is documented for Turing and later, not only Ampere
+    check_hardware_compatibility("same-cc", "7.5")
+    with pytest.raises(UsageError, match="Turing or newer.*7.2"):
+        check_hardware_compatibility("same-cc", "7.2")
 
 
 @pytest.mark.parametrize("text, expected", [("512MiB", 512 << 20), ("4GiB", 4 << 30),
@@ -236,7 +240,8 @@ ONLY_IO_REFORMATS = {"Layers": [REFORMAT_IN,
     ("Channel major FP16 format where channel % 8 == 0", "fp16"),
     ("Row major linear FP32", "fp32"), ("Row major linear INT32 format", "int32"),
     ("Int8(1024,1:32,32,1)", "int8"), ("BFloat16(64,1)", "bf16"), ("Half", "fp16"),
-    ("Float", "fp32"), ("N/A due to dynamic shapes", None), (None, None)])
+    ("Float", "fp32"), ("Row major linear BFloat16 format", "bf16"),
+    ("N/A due to dynamic shapes", None), (None, None)])
 def test_datatype_of_inspector_strings(text, expected):
     assert datatype_of(text) == expected
 
@@ -272,6 +277,24 @@ def test_fp16_request_with_fp32_engine_fails_loudly(engine):
         require_fp16_layers(summary, "fp16")
 
 
+def test_io_casts_alone_do_not_confirm_fp16():
+    """keep_io_types puts float32 -> float16 Casts at the I/O of a mixed ONNX: their Half
+    tensors are no FP16 compute, so an engine whose convolutions all run in float32 must fail."""
+    cast_in = {"Name": "/input_cast", "LayerType": "Cast", "Origin": "CAST",
+               "Inputs": [{"Name": "input", "Format/Datatype": "Float(786432,262144,512,1)"}],
+               "Outputs": [{"Name": "x16", "Format/Datatype": "Half(786432,262144,512,1)"}]}
+    cast_out = {**cast_in, "Name": "/output_cast",
+                "Inputs": [{"Name": "y16", "Format/Datatype": "Half(98304,32768,64,1)"}]}
+    engine = {"Layers": [cast_in, _conv("/c", "Float", "Float(262144,4096,64,1)"), cast_out]}
+    summary = summarize_engine_layers(engine)
+    assert summary.reformats == 2 and summary.counts == {"fp32": 1}
+    with pytest.raises(BuildError, match="holds no FP16 layer"):
+        require_fp16_layers(summary, "fp16")
+    # a real FP16 convolution between the same casts is confirmed
+    engine["Layers"][1] = _conv("/c", "Half", "Half(32768,1:8,512,8)")
+    require_fp16_layers(summarize_engine_layers(engine), "fp16")
+
+
 def test_layer_names_only_cannot_confirm_fp16():
     summary = summarize_engine_layers({"Layers": ["conv1", "conv2"], "Bindings": ["input"]})
     assert not summary.detailed
@@ -283,3 +306,21 @@ def test_layer_names_only_cannot_confirm_fp16():
 def test_malformed_inspector_output(bad):
     with pytest.raises(BuildError):
         summarize_engine_layers(bad)
+
+
+def test_myelin_fused_engine_is_confirmed_by_the_parsed_networks_fp16_layers():
+    # TensorRT >= 10 may fuse a strongly typed network into one Myelin "ForeignNode" layer
+    # whose inspector entry shows only float32 I/O and no weights.
+    engine = {"Layers": [{"Name": "{ForeignNode[/conv1/Conv.../head/Conv]}",
+                          "LayerType": "Myelin",
+                          "Inputs": [{"Name": "input", "Format/Datatype": "Row major linear FP32"}],
+                          "Outputs": [{"Name": "logits",
+                                       "Format/Datatype": "Row major linear FP32"}]}],
+              "Bindings": ["input", "logits"]}
+    summary = summarize_engine_layers(engine)
+    assert summary.foreign == 1 and summary.fp16 == 0
+    with pytest.raises(BuildError, match="no FP16 layer"):
+        require_fp16_layers(summary, "fp16")  # nothing proves FP16 yet
+    summary.network_fp16_layers = 12  # the builder counted FP16 layers in the typed network
+    require_fp16_layers(summary, "fp16")
+    assert summary.to_dict()["network_fp16_layers"] == 12
