@@ -189,10 +189,11 @@ class CudaGraph:
                 rt.cudaGraphDestroy(graph)
             rt.cudaGetLastError()  # clear the sticky-free capture error
             return None
-        try:
-            result = rt.cudaGraphInstantiate(graph, 0)
-        except TypeError:  # cuda-python 11.x: (graph, log buffer, buffer size)
-            result = rt.cudaGraphInstantiate(graph, b"", 0)
+        # cudaGraphInstantiateWithFlags(graph, flags) -> (err, exec) has one signature from
+        # CUDA 11.4 to 13 (cuda-python 11.x, 12.x, cuda-bindings 13), whereas
+        # cudaGraphInstantiate changed its arguments with CUDA 12.
+        instantiate = getattr(rt, "cudaGraphInstantiateWithFlags", None)
+        result = (instantiate or rt.cudaGraphInstantiate)(graph, 0)
         err, graph_exec = result[0], result[1]
         rt.cudaGraphDestroy(graph)
         if int(err) != 0:

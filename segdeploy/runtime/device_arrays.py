@@ -130,9 +130,12 @@ def from_dlpack_capsule(capsule: Any, *, keepalive: Any = None) -> DeviceView:
                          expected="a fresh capsule from x.__dlpack__()") from exc
     managed = _DLManagedTensor.from_address(address)
     t = managed.dl_tensor
-    if t.dtype.lanes != 1 or t.dtype.code not in _DL_CODES:
-        raise InputError(f"DLPack dtype code {t.dtype.code} with {t.dtype.lanes} lanes "
-                         "is not supported", expected="int, uint, float or bool scalars")
+    # bits must be whole bytes numpy knows (sub-byte int4 / packed bool would crash np.dtype)
+    if (t.dtype.lanes != 1 or t.dtype.code not in _DL_CODES
+            or t.dtype.bits not in (8, 16, 32, 64)):
+        raise InputError(f"DLPack dtype code {t.dtype.code} ({t.dtype.bits} bits) with "
+                         f"{t.dtype.lanes} lanes is not supported",
+                         expected="int, uint, float or bool scalars of 8 to 64 bits")
     kind = _DL_CODES[t.dtype.code]
     dtype = np.dtype(np.bool_) if kind == "b" else np.dtype(f"{kind}{t.dtype.bits // 8}")
     shape = tuple(int(t.shape[i]) for i in range(t.ndim))
@@ -154,8 +157,9 @@ def device_view(obj: Any, *, stream: int | None = None) -> DeviceView | None:
         return None
     if isinstance(obj, DeviceView):
         return obj
-    if hasattr(obj, "__cuda_array_interface__"):
-        return from_cuda_array_interface(obj)
+    # DLPack first where a producer offers both: its `stream` handshake makes our stream wait
+    # for the producer's pending work. torch's __cuda_array_interface__ is version 2 (no
+    # stream), so a tensor just written on torch's stream would be read on ours unsynchronised.
     if hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__"):
         device_type, _ = dlpack_device(obj)
         if device_type in _DL_HOST_DEVICES:
@@ -168,6 +172,8 @@ def device_view(obj: Any, *, stream: int | None = None) -> DeviceView | None:
         except TypeError:  # producers predating the stream argument
             capsule = obj.__dlpack__()
         return from_dlpack_capsule(capsule, keepalive=obj)
+    if hasattr(obj, "__cuda_array_interface__"):
+        return from_cuda_array_interface(obj)
     return None
 
 

@@ -51,8 +51,6 @@ def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
     return PlanManifest.from_dict(data)
 
 
-
-
 def check_plan_file(plan: str | os.PathLike[str], manifest: PlanManifest | None, *,
                     verify_sha256: bool = True) -> None:
     """The plan exists, is not empty and (when recorded) has the manifest's sha256."""
@@ -85,15 +83,30 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+#: (built major, runtime major) pairs a version-compatible plan may cross. TensorRT's docs
+#: ("Version Compatibility", 10.x and 11.x; 11.x support matrix): plans built with 8.6+ run on
+#: TensorRT 9 and 10, plans built with 10.x run on 11; no other pair (8 -> 11 is refused).
+_VC_CROSS_MAJOR = {(8, 9), (8, 10), (9, 10), (10, 11)}
+#: version compatibility exists from TensorRT 8.6 on (plan and runtime)
+_VC_MIN = (8, 6)
+
+
 def check_tensorrt_version(manifest: PlanManifest, runtime_version: str, *,
                            plan: str | os.PathLike[str] = "model.plan") -> None:
-    """Same major.minor.patch, or for a version-compatible plan: same major, not older."""
+    """Same major.minor.patch, or for a version-compatible plan: not older than the build,
+    within the same major or across a major step TensorRT supports (8->9/10, 9->10, 10->11)."""
     plan = Path(plan)
     built = parse_version(manifest.tensorrt_version)
     here = parse_version(runtime_version)
     if manifest.build_flags.get("version_compatible"):
-        ok = built[0] == here[0] and here[:3] >= built[:3]
-        expected = f"TensorRT {built[0]}.x not older than {manifest.tensorrt_version}"
+        # A version-compatible plan runs on any later runtime of its major version and on the
+        # next major versions TensorRT lists; the old rule (same major only) refused an 8.6
+        # version-compatible plan on TensorRT 10 and a 10.x one on TensorRT 11.
+        ok = (built[:2] >= _VC_MIN and here[:3] >= built[:3]
+              and (built[0] == here[0] or (built[0], here[0]) in _VC_CROSS_MAJOR))
+        newer = sorted({m for b, m in _VC_CROSS_MAJOR if b == built[0]})
+        expected = (f"TensorRT {manifest.tensorrt_version} or newer within {built[0]}.x"
+                    + "".join(f" or {m}.x" for m in newer))
     else:
         ok = built[:3] == here[:3]
         expected = f"TensorRT {'.'.join(map(str, built[:3]))} (plans do not move across versions)"

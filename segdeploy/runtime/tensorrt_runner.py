@@ -4,12 +4,14 @@ Activation reads the `.plan.json` manifest, refuses a plan from another TensorRT
 GPU, then deserialises the engine. Each thread that calls `infer` gets its own execution
 context, CUDA stream, device buffers (sized from the profiles' maximum shapes) and pinned host
 buffers, kept in a `threading.local`: one runner can serve several threads. (TensorRT < 10
-lets only one context use a given optimisation profile at a time; build the engine with one
-profile per concurrent thread there.) Each call sets the input shapes, copies in, executes and
-copies out asynchronously on the thread's stream, then synchronises once. With
-`cuda_graph=True` the execution is captured once per input shape and replayed; a layer that
-cannot be captured falls back to plain execution. Inputs already on the GPU (a DeviceView, or
-anything with `__cuda_array_interface__` / DLPack: torch, cupy) are used in place.
+lets only one context use a given optimisation profile at a time, so a new thread takes the
+first free one; build the engine with one profile per concurrent thread there.) Each call sets
+the input shapes, copies in, executes and copies out asynchronously on the thread's stream,
+then synchronises once. With `cuda_graph=True` the execution is captured once per input shape
+and replayed while the shape stays the same (a shape change first runs one plain enqueue, as
+TensorRT requires); a layer that cannot be captured falls back to plain execution. Inputs
+already on the GPU (a DeviceView, or anything with `__cuda_array_interface__` / DLPack: torch,
+cupy) are used in place.
 Call `close()` (or use `with`) after all threads are done with the runner.
 """
 
@@ -69,18 +71,30 @@ class _ThreadState:
         self.addresses: dict[str, int] = {}
         self.profile: int | None = None
         self.shapes: Any = None
+        # True after set_input_shape / a profile switch until the next plain enqueue: TensorRT
+        # defers work to that enqueue, which a CUDA graph captured earlier does not contain.
+        self.reshaped = True
         self.graphs: OrderedDict[Any, cm.CudaGraph | None] = OrderedDict()
 
     def free(self) -> None:
+        # Let queued work finish first (a call that failed half-way may have left copies or an
+        # execution in flight on the stream), then release in dependency order: graphs, the
+        # context (it points at our buffers, and TensorRT wants contexts released before their
+        # engine), the buffers, and the stream last.
+        if self.stream is not None:
+            try:
+                self.stream.synchronize()
+            except DeviceError:
+                pass  # a sticky CUDA error: freeing below still releases what it can
         for graph in self.graphs.values():
             if graph is not None:
                 graph.free()
         self.graphs.clear()
+        self.context = None
         for buf in [*self.device.values(), *self.host.values()]:
             buf.free()
         self.device.clear()
         self.host.clear()
-        self.context = None  # before the engine goes: TensorRT wants contexts released first
         if self.stream is not None:
             self.stream.free()
             self.stream = None
@@ -111,7 +125,9 @@ class TensorRTRunner(Runner):
         self._local = threading.local()
         self._states: list[_ThreadState] = []
         self._lock = threading.Lock()
+        self._trt: Any = None
         self._io: dict[str, tuple[str, np.dtype]] = {}  # name -> ("input"|"output", dtype)
+        self._nbytes: dict[str, int] | None = None  # buffer bytes per I/O tensor (all profiles)
 
     # -- lifecycle -------------------------------------------------------------------------
     def _activate(self) -> None:
@@ -119,6 +135,7 @@ class TensorRTRunner(Runner):
             self.manifest = read_plan_manifest(self.path)
         check_plan_file(self.path, self.manifest, verify_sha256=self.verify_sha256)
         trt = require("tensorrt", extra="tensorrt", purpose="to run TensorRT plans")
+        self._trt = trt
         cm.cudart()
         cm.use_device(self.device)
         if self.check_manifest and self.manifest is not None:
@@ -162,6 +179,7 @@ class TensorRTRunner(Runner):
             except DeviceError as exc:  # free the rest before reporting
                 errors.append(exc)
         self._local = threading.local()
+        self._nbytes = None
         self.engine = None
         self._runtime = None
         if errors:
@@ -195,14 +213,35 @@ class TensorRTRunner(Runner):
     def _new_state(self) -> _ThreadState:
         cm.use_device(self.device)  # the current device is per thread
         state = _ThreadState()
+        # Under the lock: sizing walks every profile on the first context, and on TensorRT < 10
+        # a profile serves one context at a time, so contexts must not race for them.
         with self._lock:
             self._states.append(state)
-        state.stream = cm.Stream()
-        state.context = self.engine.create_execution_context()
-        if state.context is None:
-            raise DeviceError("TensorRT could not create an execution context "
-                              f"({'; '.join(self._logger.errors) or 'out of GPU memory?'})",
-                              fix="free GPU memory or use fewer threads")
+            state.stream = cm.Stream()
+            state.context = self.engine.create_execution_context()
+            if state.context is None:
+                raise DeviceError("TensorRT could not create an execution context "
+                                  f"({'; '.join(self._logger.errors) or 'out of GPU memory?'})",
+                                  fix="free GPU memory or use fewer threads")
+            # `segdeploy build` keeps DETAILED profiling in the plan (its FP16 check reads the
+            # engine inspector); detailed NVTX ranges would slow every enqueue, so turn them down.
+            trt = self._trt
+            state.context.nvtx_verbosity = trt.ProfilingVerbosity.LAYER_NAMES_ONLY
+            if self._nbytes is None:
+                self._nbytes = self._buffer_sizes(state)
+            if state.profile is None:
+                self._claim_profile(state)
+        for name, nbytes in self._nbytes.items():
+            state.device[name] = cm.DeviceBuffer(nbytes)
+            state.host[name] = cm.PinnedBuffer(nbytes)
+            self._set_address(state, name, state.device[name].ptr)
+        state.shapes = None
+        return state
+
+    def _buffer_sizes(self, state: _ThreadState) -> dict[str, int]:
+        """Bytes per I/O tensor for the largest shape of every profile (inputs at their
+        maximum, outputs as the context reports them at those inputs). Runs once, on the first
+        thread's context, which stays on the last profile afterwards."""
         inputs = self.input_specs()
         sizes: dict[str, list[tuple[int, ...]]] = {n: [] for n in self._io}
         for p in range(self.engine.num_optimization_profiles):
@@ -215,13 +254,25 @@ class TensorRTRunner(Runner):
             for name, (mode, _) in self._io.items():
                 if mode == "output":
                     sizes[name].append(tuple(state.context.get_tensor_shape(name)))
-        for name, (_mode, dtype) in self._io.items():
-            nbytes = buffer_nbytes(sizes[name], dtype)
-            state.device[name] = cm.DeviceBuffer(nbytes)
-            state.host[name] = cm.PinnedBuffer(nbytes)
-            self._set_address(state, name, state.device[name].ptr)
-        state.shapes = None
-        return state
+        return {name: buffer_nbytes(sizes[name], dtype) for name, (_, dtype) in self._io.items()}
+
+    def _claim_profile(self, state: _ThreadState) -> None:
+        """Select the first profile no other context holds. TensorRT < 10 gives each profile to
+        one execution context at a time (setOptimizationProfileAsync fails for one in use), so
+        a second thread must not insist on profile 0; TensorRT >= 10 shares them (always 0)."""
+        count = self.engine.num_optimization_profiles
+        logged = self._logger.errors
+        for p in range(count):
+            if state.context.set_optimization_profile_async(p, int(state.stream)):
+                state.stream.synchronize()
+                state.profile = p
+                self._logger.errors = logged  # drop the "profile in use" lines of the search
+                return
+        raise DeviceError(f"all {count} optimisation profile(s) of {self.path.name} are in use by "
+                          "other threads' execution contexts (TensorRT < 10 lets a profile serve "
+                          "one context at a time)",
+                          fix="on TensorRT 8.x build the engine with one profile per concurrent "
+                              "thread, or call the runner from fewer threads")
 
     def _set_profile(self, state: _ThreadState, profile: int) -> None:
         if state.profile == profile:
@@ -233,6 +284,7 @@ class TensorRTRunner(Runner):
         state.stream.synchronize()
         state.profile = profile
         state.shapes = None
+        state.reshaped = True
 
     def _set_address(self, state: _ThreadState, name: str, ptr: int) -> None:
         if state.addresses.get(name) != ptr:
@@ -261,6 +313,8 @@ class TensorRTRunner(Runner):
                     raise InputError(f"TensorRT rejected shape {shape} for input {name!r}",
                                      expected=specs[name].describe())
             state.shapes = key
+            state.reshaped = True
+            self._fit_outputs(state)
         stream = state.stream
         for name in specs:
             value, dtype = feeds[name], self._io[name][1]
@@ -288,25 +342,50 @@ class TensorRTRunner(Runner):
         stream.synchronize()
         return {n: state.host[n].view(self._io[n][1], s).copy() for n, s in results.items()}
 
+    def _fit_outputs(self, state: _ThreadState) -> None:
+        """Grow an output's buffers when the shapes just set need more than the profile
+        maxima gave (an output need not be largest at the largest input): TensorRT would
+        otherwise write past the end. A data-dependent (-1) output shape raises here."""
+        for name, (mode, dtype) in self._io.items():
+            if mode != "output":
+                continue
+            nbytes = volume(state.context.get_tensor_shape(name)) * dtype.itemsize
+            if nbytes <= state.device[name].nbytes:
+                continue
+            for buffers, kind in ((state.device, cm.DeviceBuffer), (state.host, cm.PinnedBuffer)):
+                buffers[name].free()
+                buffers[name] = kind(nbytes)
+            self._set_address(state, name, state.device[name].ptr)
+            for graph in state.graphs.values():  # they write to the old output address
+                if graph is not None:
+                    graph.free()
+            state.graphs.clear()
+
     def _enqueue(self, state: _ThreadState) -> None:
         if not state.context.execute_async_v3(int(state.stream)):
             raise DeviceError(f"TensorRT execution failed ({'; '.join(self._logger.errors)})",
                               fix="check the input values and GPU memory (`nvidia-smi`)")
+        state.reshaped = False
 
     def _execute(self, state: _ThreadState, key: Any) -> None:
         if not self.cuda_graph:
             self._enqueue(state)
             return
+        # A graph replays only while the shapes and profile are those of the last plain
+        # enqueue: after set_input_shape or a profile switch TensorRT does deferred work in
+        # the next enqueueV3, which no graph holds (trtexec and Polygraphy also enqueue once
+        # before capturing). So a change of shape always runs one plain enqueue, even when a
+        # graph for the new shape was captured earlier.
         if key in state.graphs:
             state.graphs.move_to_end(key)
             graph = state.graphs[key]
-            if graph is None:
+            if graph is None or state.reshaped:
                 self._enqueue(state)
             else:
                 graph.launch(state.stream)
             return
-        # TensorRT asks for one plain enqueue after a shape change before capturing; its
-        # results are this call's outputs (capturing records work, it does not run it).
+        # New key: the plain enqueue's results are this call's outputs (capturing records
+        # work, it does not run it).
         self._enqueue(state)
         state.graphs[key] = cm.CudaGraph.capture(
             state.stream, lambda: state.context.execute_async_v3(int(state.stream)))

@@ -44,6 +44,7 @@ class FakeCudartForOrchestrationTest:
     def __init__(self, capability: tuple[int, int] = (8, 7)) -> None:
         self.capability = capability
         self.live: dict[int, Any] = {}
+        self.sizes: dict[int, int] = {}  # ptr -> bytes asked for
         self.malloc_sizes: list[int] = []
         self.capturing: dict[int, list] = {}
         self.copies: list[str] = []
@@ -56,6 +57,7 @@ class FakeCudartForOrchestrationTest:
         ptr = (ctypes.addressof(raw) + 255) // 256 * 256
         with self._lock:
             self.live[ptr] = raw
+            self.sizes[ptr] = nbytes
         return OK, ptr
 
     def cudaMalloc(self, nbytes: int) -> tuple[_Err, int]:
@@ -68,6 +70,7 @@ class FakeCudartForOrchestrationTest:
     def cudaFree(self, ptr: int) -> tuple[_Err]:
         with self._lock:
             del self.live[ptr]
+            del self.sizes[ptr]
         return (OK,)
 
     cudaFreeHost = cudaFree
@@ -114,6 +117,8 @@ class FakeCudartForOrchestrationTest:
     def cudaGraphInstantiate(self, graph: Any, flags: int) -> tuple[_Err, Any]:
         return OK, {"calls": list(graph[1]), "launches": 0}
 
+    cudaGraphInstantiateWithFlags = cudaGraphInstantiate
+
     def cudaGraphDestroy(self, graph: Any) -> tuple[_Err]:
         return (OK,)
 
@@ -135,13 +140,23 @@ class _DataType(enum.Enum):
 class FakeTrtContextForOrchestrationTest:
     def __init__(self, engine: FakeTrtEngineForOrchestrationTest) -> None:
         self.engine = engine
-        self.profile = 0
+        # TensorRT < 10 gives profile 0 to the first context only; later ones start with none
+        self.profile = -1 if engine.exclusive_profiles and engine.contexts else 0
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.addresses: dict[str, int] = {}
         self.executions = 0
+        # like TensorRT, shape / profile changes leave work for the next plain enqueue; a
+        # graph replayed before that enqueue runs on stale state (counted, should stay 0)
+        self.deferred = False
+        self.stale_replays = 0
+        self.nvtx_verbosity = "DETAILED"  # what `segdeploy build` plans carry
 
     def set_optimization_profile_async(self, index: int, stream: int) -> bool:
+        if self.engine.exclusive_profiles and any(
+                c.profile == index for c in self.engine.contexts if c is not self):
+            return False  # TensorRT < 10: "profile has been chosen by another context"
         self.profile = index
+        self.deferred = True
         return True
 
     def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
@@ -149,6 +164,7 @@ class FakeTrtContextForOrchestrationTest:
         if not all(a <= s <= b for a, s, b in zip(lo, shape, hi, strict=True)):
             return False
         self.shapes[name] = tuple(shape)
+        self.deferred = True
         return True
 
     def get_tensor_shape(self, name: str) -> tuple[int, ...]:
@@ -160,12 +176,16 @@ class FakeTrtContextForOrchestrationTest:
         return True
 
     def execute_async_v3(self, stream: int) -> bool:
-        def run() -> None:
+        def run(replay: bool) -> None:
             self.executions += 1
+            self.stale_replays += replay and self.deferred
             shape = self.shapes["input"]
+            out_shape = self.get_tensor_shape("logits")
+            room = self.engine.cudart.sizes.get(self.addresses["logits"])
+            if room is not None and room < np.prod(out_shape) * 4:  # would write past the end
+                raise AssertionError(f"output buffer of {room} bytes for shape {out_shape}")
             x = _array_at(self.addresses["input"], shape, np.float32)
-            out = _array_at(self.addresses["logits"], self.get_tensor_shape("logits"),
-                            np.float32)
+            out = _array_at(self.addresses["logits"], out_shape, np.float32)
             for k in range(self.engine.classes):
                 out[:, k] = x[:, k % shape[1]] * (k + 1)
 
@@ -173,9 +193,10 @@ class FakeTrtContextForOrchestrationTest:
         if recording is not None:
             if self.engine.refuse_capture:
                 return False
-            recording.append(run)
+            recording.append(lambda: run(replay=True))
         else:
-            run()
+            run(replay=False)
+            self.deferred = False
         return True
 
 
@@ -190,10 +211,11 @@ class FakeTrtEngineForOrchestrationTest:
                 ((1, 3, 64, 64), (1, 3, 96, 96), (1, 3, 128, 160))]
 
     def __init__(self, cudart: FakeCudartForOrchestrationTest, classes: int = 4,
-                 refuse_capture: bool = False) -> None:
+                 refuse_capture: bool = False, exclusive_profiles: bool = False) -> None:
         self.cudart = cudart
         self.classes = classes
         self.refuse_capture = refuse_capture
+        self.exclusive_profiles = exclusive_profiles  # TensorRT < 10 profile ownership
         self.num_io_tensors = 2
         self.num_optimization_profiles = len(self.PROFILES)
         self.contexts: list[FakeTrtContextForOrchestrationTest] = []
@@ -241,4 +263,5 @@ def fake_tensorrt_module(engine: FakeTrtEngineForOrchestrationTest | None,
     mod.ILogger = ILogger
     mod.Runtime = Runtime
     mod.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+    mod.ProfilingVerbosity = types.SimpleNamespace(LAYER_NAMES_ONLY="LAYER_NAMES_ONLY")
     return mod

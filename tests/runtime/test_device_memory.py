@@ -3,6 +3,8 @@ marked)."""
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,56 @@ def test_dlpack_capsule_pointer_shape_dtype():
     assert device_view(t) is None
     host = as_host_array(t)
     assert host.ctypes.data == t.data_ptr() and host.shape == (2, 3)
+
+
+class GpuDLPackTensor:
+    """A hand-made CUDA `dltensor` capsule, as a GPU producer (torch, cupy) hands over; no
+    memory behind the pointer. Like torch it also offers __cuda_array_interface__ v2."""
+
+    def __init__(self, ptr=0x7F0000000000, shape=(4, 8), code=2, bits=32):
+        from segdeploy.runtime.device_arrays import DL_CUDA, _DLManagedTensor
+
+        self._shape = (ctypes.c_int64 * len(shape))(*shape)
+        self.managed = _DLManagedTensor()
+        t = self.managed.dl_tensor
+        t.data, t.ndim, t.shape = ptr, len(shape), self._shape
+        t.device.device_type = DL_CUDA
+        t.dtype.code, t.dtype.bits, t.dtype.lanes = code, bits, 1
+        self.streams: list = []
+        self.__cuda_array_interface__ = {"data": (ptr + 4096, False), "shape": shape,
+                                         "typestr": "<f4", "version": 2}
+
+    def __dlpack_device__(self):
+        return self.managed.dl_tensor.device.device_type, 0
+
+    def __dlpack__(self, stream=None):
+        self.streams.append(stream)
+        new_capsule = ctypes.pythonapi.PyCapsule_New
+        new_capsule.restype = ctypes.py_object
+        new_capsule.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+        return new_capsule(ctypes.addressof(self.managed), b"dltensor", None)
+
+
+def test_gpu_arrays_go_through_dlpack_with_our_stream():
+    """torch offers both protocols, but its __cuda_array_interface__ (v2) names no stream:
+    DLPack, whose producer makes our stream wait for its work, must win."""
+    tensor = GpuDLPackTensor()
+    view = device_view(tensor, stream=0x1234)
+    assert view.ptr == 0x7F0000000000 and view.shape == (4, 8)  # not the CAI pointer
+    assert tensor.streams == [0x1234]
+
+
+def test_dlpack_capsule_of_sub_byte_dtype_is_an_input_error():
+    """A capsule of 4-bit ints is refused with an InputError, not a crash in np.dtype('i0')."""
+    for code, bits, ok in ((0, 4, False), (2, 16, True), (6, 8, True), (2, 12, False)):
+        tensor = GpuDLPackTensor(code=code, bits=bits)
+        capsule = tensor.__dlpack__()
+        if ok:
+            view = from_dlpack_capsule(capsule)
+            assert view.shape == (4, 8) and view.dtype.itemsize == bits // 8
+        else:
+            with pytest.raises(InputError, match=f"{bits} bits"):
+                from_dlpack_capsule(capsule)
 
 
 @pytest.mark.gpu

@@ -55,10 +55,20 @@ def test_version_rules():
         assert "TensorRT 10.3.0.26" in str(info.value) and other in str(info.value)
     compatible = make_manifest(build_flags={"version_compatible": True})
     check_tensorrt_version(compatible, "10.7.0")
+    check_tensorrt_version(compatible, "11.0.0")  # TensorRT 11 runs 10.x version-compatible plans
     with pytest.raises(ArtifactError):
         check_tensorrt_version(compatible, "10.2.0")  # older than the build
-    with pytest.raises(ArtifactError):
-        check_tensorrt_version(compatible, "11.0.0")
+    with pytest.raises(ArtifactError, match="or 11.x"):
+        check_tensorrt_version(compatible, "12.0.0")
+    vc86 = make_manifest(tensorrt_version="8.6.1", build_flags={"version_compatible": True})
+    check_tensorrt_version(vc86, "8.6.2")
+    check_tensorrt_version(vc86, "10.3.0")  # 8.6 version-compatible plans run on TensorRT 10
+    for refused in ("11.0.0", "8.6.0"):  # 8 -> 11 is not supported; older runtime
+        with pytest.raises(ArtifactError):
+            check_tensorrt_version(vc86, refused)
+    with pytest.raises(ArtifactError):  # version compatibility starts with TensorRT 8.6
+        check_tensorrt_version(make_manifest(tensorrt_version="8.5.3",
+                                             build_flags={"version_compatible": True}), "8.6.1")
     assert parse_version("8.6.1.post1") == (8, 6, 1)
     with pytest.raises(ArtifactError):
         parse_version("unknown")

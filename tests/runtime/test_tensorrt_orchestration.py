@@ -17,7 +17,7 @@ from fake_trt_orchestration import (
     fake_tensorrt_module,
 )
 
-from segdeploy.errors import ArtifactError, InputError
+from segdeploy.errors import ArtifactError, DeviceError, InputError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 from segdeploy.runtime import DeviceView, Segmenter, TensorRTRunner
 from segdeploy.runtime import cuda_memory as cm
@@ -96,18 +96,21 @@ def test_cuda_graph_capture_replay_and_fallback(fake, refuse):
     engine.refuse_capture = refuse
     x = np.random.default_rng(1).standard_normal((1, 3, 16, 16)).astype(np.float32)
     y = x[:, :, :12]
+    feeds = (x, x, y, x, x)
     with TensorRTRunner(plan, cuda_graph=True) as runner:
-        outs = [runner.infer({"input": v})["logits"] for v in (x, x, y, x)]
+        outs = [runner.infer({"input": v})["logits"] for v in feeds]
         graphs = runner._state().graphs
         ctx = engine.contexts[0]
         assert len(graphs) == 2
         if refuse:  # capture failed: plain execution every call
             assert all(g is None for g in graphs.values())
-        else:  # one warm-up per shape, then replays of the captured graph
+        else:  # one plain enqueue after every shape change, replays only while it holds
             assert all(g is not None for g in graphs.values())
-            assert sum(g._exec["launches"] for g in graphs.values()) == 2
-        assert ctx.executions == 4
-    for out, v in zip(outs, (x, x, y, x), strict=True):
+            assert sorted(g._exec["launches"] for g in graphs.values()) == [0, 2]  # calls 2, 5
+        assert ctx.executions == len(feeds)
+        # back to x after y: TensorRT's deferred shape work needs an enqueue, not a replay
+        assert ctx.stale_replays == 0
+    for out, v in zip(outs, feeds, strict=True):
         np.testing.assert_array_equal(out, expected_logits(v))
     assert cudart.live == {}
 
@@ -128,8 +131,55 @@ def test_one_context_per_thread(fake):
             t.join()
         assert len(engine.contexts) == 4
         assert len(cudart.live) == 16
+        # plans keep DETAILED profiling for the build's FP16 check; runs turn NVTX down
+        assert {c.nvtx_verbosity for c in engine.contexts} == {"LAYER_NAMES_ONLY"}
     for i, out in results.items():
         np.testing.assert_array_equal(out, expected_logits(xs[i]))
+    assert cudart.live == {}
+
+
+def test_trt8_threads_each_claim_a_free_profile(fake):
+    """TensorRT < 10 lets a profile serve one context at a time: the second thread takes the
+    profile the first left free, and a thread with none left gets a DeviceError."""
+    plan, engine, _ = fake
+    engine.exclusive_profiles = True
+    x = np.ones((1, 3, 64, 64), np.float32)  # inside both profiles
+    outcome: dict[int, object] = {}
+
+    def work(i: int) -> None:
+        try:
+            outcome[i] = runner.infer({"input": x})["logits"]
+        except DeviceError as exc:
+            outcome[i] = exc
+
+    with TensorRTRunner(plan) as runner:
+        for i in range(3):  # one after the other: which thread gets which profile is fixed
+            t = threading.Thread(target=work, args=(i,))
+            t.start()
+            t.join()
+        assert sorted(c.profile for c in engine.contexts[:2]) == [0, 1]
+    for i in range(2):
+        np.testing.assert_array_equal(outcome[i], expected_logits(x))
+    assert isinstance(outcome[2], DeviceError) and "one profile per" in str(outcome[2])
+
+
+def test_output_buffers_grow_past_the_profile_maxima(fake):
+    """An output need not be largest at the largest input: one bigger than its buffer gets a
+    new buffer (and address) before TensorRT runs, and graphs bound to the old one go."""
+    plan, engine, cudart = fake
+    x = np.ones((1, 3, 16, 16), np.float32)
+    with TensorRTRunner(plan, cuda_graph=True) as runner:
+        runner.infer({"input": x})
+        state = runner._state()
+        assert len(state.graphs) == 1
+        state.device["logits"].free()  # stand-in for maxima that underestimate the output
+        state.device["logits"] = cm.DeviceBuffer(64)
+        y = np.full((1, 3, 20, 24), 2.0, np.float32)
+        np.testing.assert_array_equal(runner.infer({"input": y})["logits"], expected_logits(y))
+        assert state.device["logits"].nbytes == 4 * 20 * 24 * 4
+        assert state.host["logits"].nbytes == 4 * 20 * 24 * 4
+        assert engine.contexts[0].addresses["logits"] == state.device["logits"].ptr
+        assert len(state.graphs) == 1  # x's graph wrote to the freed buffer: dropped
     assert cudart.live == {}
 
 
