@@ -8,7 +8,7 @@ import sys
 import click
 
 from segdeploy import __version__
-from segdeploy.errors import SegdeployError
+from segdeploy.errors import MissingDependencyError, SegdeployError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,16 +48,46 @@ def _register() -> None:
 _register()
 
 
+#: Optional top-level modules -> the extra that installs them. The base install is the
+#: runtime only, so e.g. `segdeploy export` there must name `segdeploy[torch]`, not crash.
+OPTIONAL_MODULES = {
+    "torch": "torch", "onnx": "torch", "onnxscript": "torch", "onnxconverter_common": "torch",
+    "nibabel": "torch", "tifffile": "torch", "sympy": "torch",
+    "tensorrt": "tensorrt", "cuda": "tensorrt", "matplotlib": "plot",
+}
+
+
+def missing_dependency(exc: ModuleNotFoundError) -> MissingDependencyError | None:
+    """A MissingDependencyError naming the extra, for an optional module; None otherwise."""
+    top = (exc.name or "").split(".")[0]
+    extra = OPTIONAL_MODULES.get(top)
+    if extra is None:
+        return None
+    fix = (f"pip install torch==2.13.0 && pip install 'segdeploy[torch]' (torch first, pinned: "
+           f"an unpinned torch pulls several GB of CUDA packages)" if extra == "torch" else None)
+    return MissingDependencyError(top, extra=extra, purpose="by this command", fix=fix)
+
+
+def _print_error(exc: SegdeployError) -> None:
+    from rich.console import Console
+    from rich.markup import escape  # "segdeploy[tensorrt]" is not a style tag
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                               soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: SegdeployError becomes one red line and exit code 1."""
     try:
         cli.main(args=argv, standalone_mode=False)
     except SegdeployError as exc:
-        from rich.console import Console
-        from rich.markup import escape  # "segdeploy[tensorrt]" is not a style tag
-
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
-                                   soft_wrap=True)
+        _print_error(exc)
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        error = missing_dependency(exc)
+        if error is None:
+            raise
+        _print_error(error)
         sys.exit(1)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)

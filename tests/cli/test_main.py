@@ -59,3 +59,24 @@ def test_info_summarises_checkpoint_and_onnx(brain_checkpoint, brain_onnx, capsy
     main(["info", str(fp32), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["export"]["card"]["arch"] == "unet" and data["export"]["precision"] == "fp32"
+
+
+def test_missing_optional_module_names_the_extra(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name == "onnx" or name.startswith("onnx."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    monkeypatch.delitem(sys.modules, "onnx", raising=False)
+    monkeypatch.delitem(sys.modules, "segdeploy.export.pipeline", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["export", "model.pt"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "onnx is not installed" in err and "segdeploy[torch]" in err
+    assert "Traceback" not in err
