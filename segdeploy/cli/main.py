@@ -63,8 +63,8 @@ def missing_dependency(exc: ModuleNotFoundError) -> MissingDependencyError | Non
     extra = OPTIONAL_MODULES.get(top)
     if extra is None:
         return None
-    fix = (f"pip install torch==2.13.0 && pip install 'segdeploy[torch]' (torch first, pinned: "
-           f"an unpinned torch pulls several GB of CUDA packages)" if extra == "torch" else None)
+    fix = ("pip install torch==2.13.0 && pip install 'segdeploy[torch]' (torch first, pinned: "
+           "an unpinned torch pulls several GB of CUDA packages)" if extra == "torch" else None)
     return MissingDependencyError(top, extra=extra, purpose="by this command", fix=fix)
 
 
