@@ -208,3 +208,30 @@ class CudaGraph:
         if self._exec is not None:
             handle, self._exec = self._exec, None
             check(cudart().cudaGraphExecDestroy(handle), "cudaGraphExecDestroy")
+
+
+class Event:
+    """A CUDA event (default flags, so it keeps timing); `free()` is idempotent.
+
+    Recorded on a stream, it completes when the work queued before it does; the time between
+    two completed events is GPU time, free of Python and enqueue overhead on the host.
+    """
+
+    def __init__(self) -> None:
+        self.handle: Any = check(cudart().cudaEventCreate(), "cudaEventCreate")
+
+    def record(self, stream: Stream) -> None:
+        check(cudart().cudaEventRecord(self.handle, stream.handle), "cudaEventRecord")
+
+    def synchronize(self) -> None:
+        check(cudart().cudaEventSynchronize(self.handle), "cudaEventSynchronize")
+
+    def elapsed_ms(self, end: Event) -> float:
+        """Milliseconds from this event to `end` (both recorded and complete)."""
+        return float(check(cudart().cudaEventElapsedTime(self.handle, end.handle),
+                           "cudaEventElapsedTime"))
+
+    def free(self) -> None:
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            check(cudart().cudaEventDestroy(handle), "cudaEventDestroy")

@@ -207,6 +207,12 @@ class Runner(abc.ABC):
     def infer(self, feeds: Mapping[str, Any], *, output_names: Sequence[str] | None = None,
               check: bool = True) -> dict[str, np.ndarray]:
         """Run one inference. `check=False` skips the feed checks (for trusted callers)."""
+        return self._infer(*self._checked_call(feeds, output_names, check))
+
+    def _checked_call(self, feeds: Mapping[str, Any], output_names: Sequence[str] | None,
+                      check: bool) -> tuple[dict[str, Any], list[str]]:
+        """What `infer` hands `_infer`: converted (and, with `check`, checked) feeds and the
+        output names; for backends' variants of `infer` (TensorRTRunner.infer_phases)."""
         self._require_active()
         if not isinstance(feeds, Mapping):
             raise InputError(f"feeds is a {type(feeds).__name__}",
@@ -214,8 +220,7 @@ class Runner(abc.ABC):
         feeds = {name: self._as_feed(name, value) for name, value in feeds.items()}
         if check:
             check_feeds(self.input_specs(), feeds)
-        names = check_output_names(list(self.output_specs()), output_names)
-        return self._infer(feeds, names)
+        return feeds, check_output_names(list(self.output_specs()), output_names)
 
     def _as_feed(self, name: str, value: Any) -> np.ndarray | DeviceView:
         """numpy arrays pass as they are; GPU arrays become DeviceViews, other host data numpy."""

@@ -7,11 +7,12 @@ buffers, kept in a `threading.local`: one runner can serve several threads. (Ten
 lets only one context use a given optimisation profile at a time, so a new thread takes the
 first free one; build the engine with one profile per concurrent thread there.) Each call sets
 the input shapes, copies in, executes and copies out asynchronously on the thread's stream,
-then synchronises once. With `cuda_graph=True` the execution is captured once per input shape
-and replayed while the shape stays the same (a shape change first runs one plain enqueue, as
-TensorRT requires); a layer that cannot be captured falls back to plain execution. Inputs
-already on the GPU (a DeviceView, or anything with `__cuda_array_interface__` / DLPack: torch,
-cupy) are used in place.
+then synchronises once; `infer_phases` is the same call with CUDA events between the phases
+(PhaseTimes), for `segdeploy bench` (the statistics stay in bench/). With `cuda_graph=True`
+the execution is captured once per input shape and replayed while the shape stays the same
+(a shape change first runs one plain enqueue, as TensorRT requires); a layer that cannot be
+captured falls back to plain execution. Inputs already on the GPU (a DeviceView, or anything
+with `__cuda_array_interface__` / DLPack: torch, cupy) are used in place.
 Call `close()` (or use `with`) after all threads are done with the runner.
 """
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,63 +42,27 @@ from segdeploy.runtime.tensorrt_shapes import (
     spec_shape,
     volume,
 )
+from segdeploy.runtime.tensorrt_state import ThreadState, make_logger
 
 MAX_GRAPHS_PER_THREAD = 16
 
 
-def _make_logger(trt: Any) -> Any:
-    """A TensorRT logger that keeps the last error messages for our exceptions."""
+@dataclass(frozen=True)
+class PhaseTimes:
+    """GPU milliseconds of one `TensorRTRunner.infer_phases` call, between CUDA events on the
+    calling thread's stream: the input copies (pinned host -> device; ~0 for device inputs
+    bound in place), the engine's execution (a CUDA graph replay or a plain enqueue, whichever
+    `infer` would run) and the output copies (device -> pinned host). Host-side work (staging
+    numpy data, the final copy out of the pinned buffers) is in none of them."""
 
-    class _Logger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
+    h2d_ms: float
+    compute_ms: float
+    d2h_ms: float
 
-        def log(self, severity: Any, msg: str) -> None:
-            if int(severity) <= 1:  # INTERNAL_ERROR, ERROR
-                self.errors = (self.errors + [msg])[-10:]
-
-    return _Logger()
-
-
-class _ThreadState:
-    """Everything one thread needs to run the engine: context, stream, buffers, graphs."""
-
-    def __init__(self) -> None:
-        self.context: Any = None
-        self.stream: cm.Stream | None = None
-        self.device: dict[str, cm.DeviceBuffer] = {}
-        self.host: dict[str, cm.PinnedBuffer] = {}
-        self.addresses: dict[str, int] = {}
-        self.profile: int | None = None
-        self.shapes: Any = None
-        # True after set_input_shape / a profile switch until the next plain enqueue: TensorRT
-        # defers work to that enqueue, which a CUDA graph captured earlier does not contain.
-        self.reshaped = True
-        self.graphs: OrderedDict[Any, cm.CudaGraph | None] = OrderedDict()
-
-    def free(self) -> None:
-        # Let queued work finish first (a call that failed half-way may have left copies or an
-        # execution in flight on the stream), then release in dependency order: graphs, the
-        # context (it points at our buffers, and TensorRT wants contexts released before their
-        # engine), the buffers, and the stream last.
-        if self.stream is not None:
-            try:
-                self.stream.synchronize()
-            except DeviceError:
-                pass  # a sticky CUDA error: freeing below still releases what it can
-        for graph in self.graphs.values():
-            if graph is not None:
-                graph.free()
-        self.graphs.clear()
-        self.context = None
-        for buf in [*self.device.values(), *self.host.values()]:
-            buf.free()
-        self.device.clear()
-        self.host.clear()
-        if self.stream is not None:
-            self.stream.free()
-            self.stream = None
+    @classmethod
+    def between(cls, events: Sequence[cm.Event]) -> PhaseTimes:
+        """Times between four completed events: start, inputs in, executed, outputs out."""
+        return cls(*(a.elapsed_ms(b) for a, b in zip(events[:-1], events[1:], strict=True)))
 
 
 class TensorRTRunner(Runner):
@@ -123,7 +88,7 @@ class TensorRTRunner(Runner):
         self._runtime: Any = None
         self._logger: Any = None
         self._local = threading.local()
-        self._states: list[_ThreadState] = []
+        self._states: list[ThreadState] = []
         self._lock = threading.Lock()
         self._trt: Any = None
         self._io: dict[str, tuple[str, np.dtype]] = {}  # name -> ("input"|"output", dtype)
@@ -142,7 +107,7 @@ class TensorRTRunner(Runner):
             check_plan_compat(self.manifest, tensorrt_version=trt.__version__,
                               compute_capability=cm.compute_capability(self.device),
                               plan=self.path)
-        self._logger = _make_logger(trt)
+        self._logger = make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
         if self.manifest is not None and self.manifest.build_flags.get("version_compatible"):
             # A version-compatible plan embeds its own lean runtime, which TensorRT only
@@ -203,16 +168,16 @@ class TensorRTRunner(Runner):
                 for n, (mode, dt) in self._io.items() if mode == "output"}
 
     # -- per-thread state ------------------------------------------------------------------
-    def _state(self) -> _ThreadState:
+    def _state(self) -> ThreadState:
         state = getattr(self._local, "state", None)
         if state is None:
             state = self._new_state()
             self._local.state = state
         return state
 
-    def _new_state(self) -> _ThreadState:
+    def _new_state(self) -> ThreadState:
         cm.use_device(self.device)  # the current device is per thread
-        state = _ThreadState()
+        state = ThreadState()
         # Under the lock: sizing walks every profile on the first context, and on TensorRT < 10
         # a profile serves one context at a time, so contexts must not race for them.
         with self._lock:
@@ -238,7 +203,7 @@ class TensorRTRunner(Runner):
         state.shapes = None
         return state
 
-    def _buffer_sizes(self, state: _ThreadState) -> dict[str, int]:
+    def _buffer_sizes(self, state: ThreadState) -> dict[str, int]:
         """Bytes per I/O tensor for the largest shape of every profile (inputs at their
         maximum, outputs as the context reports them at those inputs). Runs once, on the first
         thread's context, which stays on the last profile afterwards."""
@@ -256,7 +221,7 @@ class TensorRTRunner(Runner):
                     sizes[name].append(tuple(state.context.get_tensor_shape(name)))
         return {name: buffer_nbytes(sizes[name], dtype) for name, (_, dtype) in self._io.items()}
 
-    def _claim_profile(self, state: _ThreadState) -> None:
+    def _claim_profile(self, state: ThreadState) -> None:
         """Select the first profile no other context holds. TensorRT < 10 gives each profile to
         one execution context at a time (setOptimizationProfileAsync fails for one in use), so
         a second thread must not insist on profile 0; TensorRT >= 10 shares them (always 0)."""
@@ -274,7 +239,7 @@ class TensorRTRunner(Runner):
                           fix="on TensorRT 8.x build the engine with one profile per concurrent "
                               "thread, or call the runner from fewer threads")
 
-    def _set_profile(self, state: _ThreadState, profile: int) -> None:
+    def _set_profile(self, state: ThreadState, profile: int) -> None:
         if state.profile == profile:
             return
         if not state.context.set_optimization_profile_async(profile, int(state.stream)):
@@ -286,7 +251,7 @@ class TensorRTRunner(Runner):
         state.shapes = None
         state.reshaped = True
 
-    def _set_address(self, state: _ThreadState, name: str, ptr: int) -> None:
+    def _set_address(self, state: ThreadState, name: str, ptr: int) -> None:
         if state.addresses.get(name) != ptr:
             if not state.context.set_tensor_address(name, ptr):
                 raise DeviceError(f"TensorRT refused the address of {name!r}",
@@ -301,7 +266,23 @@ class TensorRTRunner(Runner):
         view = device_view(value, stream=stream)
         return view if view is not None else as_host_array(value, name)
 
-    def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
+    def infer_phases(self, feeds: Mapping[str, Any], *, output_names: Sequence[str] | None = None,
+                     check: bool = True) -> tuple[dict[str, np.ndarray], PhaseTimes]:
+        """`infer`, plus the GPU time of its three phases (see PhaseTimes).
+
+        It is the same code path as `infer` with CUDA events recorded around the phases, so
+        CUDA graphs are captured and replayed exactly as there. Warm up at a shape first: the
+        first call at a new shape (TensorRT's deferred shape work, a graph capture) is slower.
+        """
+        feeds, names = self._checked_call(feeds, output_names, check)
+        events = self._state().phase_events()
+        outputs = self._infer(feeds, names, events)
+        return outputs, PhaseTimes.between(events)
+
+    def _infer(self, feeds: Mapping[str, Any], output_names: list[str],
+               events: Sequence[cm.Event] = ()) -> dict[str, np.ndarray]:
+        """Set shapes, stage and copy inputs in, execute, copy outputs out on the thread's
+        stream, then synchronise once; with four `events`, record them around the phases."""
         state = self._state()
         specs = self.input_specs()
         shapes = {n: tuple(int(d) for d in feeds[n].shape) for n in specs}
@@ -315,10 +296,37 @@ class TensorRTRunner(Runner):
             state.shapes = key
             state.reshaped = True
             self._fit_outputs(state)
+        copies_in = self._bind_inputs(state, feeds, shapes)
+        out_shapes = {n: tuple(int(d) for d in state.context.get_tensor_shape(n))
+                      for n in output_names}
         stream = state.stream
-        for name in specs:
+
+        def mark(i: int) -> None:
+            if events:
+                events[i].record(stream)
+
+        mark(0)
+        for dst, src, nbytes, kind in copies_in:
+            cm.copy_async(dst, src, nbytes, kind, stream)
+        mark(1)
+        self._execute(state, (state.profile, key, tuple(state.addresses[n] for n in specs)))
+        mark(2)
+        for name, shape in out_shapes.items():
+            cm.copy_async(state.host[name].ptr, state.device[name].ptr,
+                          volume(shape) * self._io[name][1].itemsize, "dtoh", stream)
+        mark(3)
+        stream.synchronize()
+        return {n: state.host[n].view(self._io[n][1], s).copy() for n, s in out_shapes.items()}
+
+    def _bind_inputs(self, state: ThreadState, feeds: Mapping[str, Any],
+                     shapes: dict[str, tuple[int, ...]]) -> list[tuple[int, int, int, str]]:
+        """Stage host inputs in the pinned buffers and bind every input's device address;
+        returns the copies (dst, src, nbytes, kind) still to queue. Aligned device inputs are
+        bound in place (no copy); misaligned ones go through our device buffer."""
+        copies = []
+        for name, shape in shapes.items():
             value, dtype = feeds[name], self._io[name][1]
-            nbytes = volume(shapes[name]) * dtype.itemsize
+            nbytes = volume(shape) * dtype.itemsize
             dev = state.device[name]
             if isinstance(value, DeviceView):
                 if value.stream:
@@ -326,23 +334,14 @@ class TensorRTRunner(Runner):
                 if is_aligned(value.ptr):
                     self._set_address(state, name, value.ptr)
                     continue
-                cm.copy_async(dev.ptr, value.ptr, nbytes, "dtod", stream)
+                copies.append((dev.ptr, value.ptr, nbytes, "dtod"))
             else:
-                np.copyto(state.host[name].view(dtype, shapes[name]), value, casting="same_kind")
-                cm.copy_async(dev.ptr, state.host[name].ptr, nbytes, "htod", stream)
+                np.copyto(state.host[name].view(dtype, shape), value, casting="same_kind")
+                copies.append((dev.ptr, state.host[name].ptr, nbytes, "htod"))
             self._set_address(state, name, dev.ptr)
-        self._execute(state, (state.profile, key, tuple(state.addresses[n] for n in specs)))
-        results = {}
-        for name in output_names:
-            shape = tuple(int(d) for d in state.context.get_tensor_shape(name))
-            dtype = self._io[name][1]
-            cm.copy_async(state.host[name].ptr, state.device[name].ptr,
-                          volume(shape) * dtype.itemsize, "dtoh", stream)
-            results[name] = shape
-        stream.synchronize()
-        return {n: state.host[n].view(self._io[n][1], s).copy() for n, s in results.items()}
+        return copies
 
-    def _fit_outputs(self, state: _ThreadState) -> None:
+    def _fit_outputs(self, state: ThreadState) -> None:
         """Grow an output's buffers when the shapes just set need more than the profile
         maxima gave (an output need not be largest at the largest input): TensorRT would
         otherwise write past the end. A data-dependent (-1) output shape raises here."""
@@ -361,13 +360,13 @@ class TensorRTRunner(Runner):
                     graph.free()
             state.graphs.clear()
 
-    def _enqueue(self, state: _ThreadState) -> None:
+    def _enqueue(self, state: ThreadState) -> None:
         if not state.context.execute_async_v3(int(state.stream)):
             raise DeviceError(f"TensorRT execution failed ({'; '.join(self._logger.errors)})",
                               fix="check the input values and GPU memory (`nvidia-smi`)")
         state.reshaped = False
 
-    def _execute(self, state: _ThreadState, key: Any) -> None:
+    def _execute(self, state: ThreadState, key: Any) -> None:
         if not self.cuda_graph:
             self._enqueue(state)
             return

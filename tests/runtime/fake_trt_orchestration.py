@@ -4,18 +4,27 @@ They exercise TensorRTRunner's bookkeeping (buffer sizes, profile switching, add
 copies, CUDA-graph capture and fallback, per-thread contexts, cleanup) on a machine without
 a GPU. They prove nothing about TensorRT itself: "device" memory is host memory, the
 "engine" computes logits[:, k] = input[:, k % C] * (k + 1), and a captured "graph" replays
-recorded Python calls. The real engine is tested in test_tensorrt_runner_gpu.py.
+recorded Python calls. CUDA events read a per-stream clock that only our doubles advance,
+by fixed costs per operation (COST_MS), so phase times are exact and deterministic: they check
+which operations our code queued between which events, never how fast anything is.
+The real engine is tested in test_tensorrt_runner_gpu.py.
 """
 
 from __future__ import annotations
 
 import ctypes
 import enum
+import hashlib
+import json
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
+from segdeploy.runtime.plan_compat import manifest_path
 
 
 class _Err(int):
@@ -28,6 +37,11 @@ class _Err(int):
 
 
 OK = _Err(0, "cudaSuccess")
+INVALID_HANDLE = _Err(400, "cudaErrorInvalidResourceHandle")
+
+#: stream time each queued operation costs in these doubles (milliseconds, arbitrary but fixed)
+COST_MS = {"cudaMemcpyHostToDevice": 0.25, "cudaMemcpyDeviceToHost": 0.5,
+           "cudaMemcpyDeviceToDevice": 0.125, "enqueue": 4.0, "graph_launch": 1.0}
 
 
 class FakeCudartForOrchestrationTest:
@@ -49,6 +63,9 @@ class FakeCudartForOrchestrationTest:
         self.capturing: dict[int, list] = {}
         self.copies: list[str] = []
         self._next_stream = 100
+        self.stream_ms: dict[int, float] = {}  # per-stream clock (see COST_MS)
+        self.events: dict[int, float | None] = {}  # live events -> stream time when recorded
+        self._next_event = 1000
         self._lock = threading.Lock()
 
     # memory
@@ -77,6 +94,7 @@ class FakeCudartForOrchestrationTest:
 
     def cudaMemcpyAsync(self, dst: int, src: int, count: int, kind: Any, stream: int):
         self.copies.append(kind.name)
+        self.advance(stream, COST_MS[kind.name])
         ctypes.memmove(dst, src, count)
         return (OK,)
 
@@ -124,12 +142,50 @@ class FakeCudartForOrchestrationTest:
 
     def cudaGraphLaunch(self, graph_exec: dict, stream: int) -> tuple[_Err]:
         graph_exec["launches"] += 1
+        self.advance(stream, COST_MS["graph_launch"])
         for call in graph_exec["calls"]:
             call()
         return (OK,)
 
     def cudaGraphExecDestroy(self, graph_exec: Any) -> tuple[_Err]:
         return (OK,)
+
+    # events: stamps of the stream clock
+    def advance(self, stream: Any, ms: float) -> None:
+        """Queue `ms` of work on `stream` (ignored while it is being captured)."""
+        if stream is not None and int(stream) not in self.capturing:
+            with self._lock:
+                self.stream_ms[int(stream)] = self.stream_ms.get(int(stream), 0.0) + ms
+
+    def cudaEventCreate(self) -> tuple[_Err, int]:
+        with self._lock:
+            self._next_event += 1
+            self.events[self._next_event] = None
+            return OK, self._next_event
+
+    def cudaEventRecord(self, event: int, stream: int) -> tuple[_Err]:
+        if event not in self.events:
+            return (INVALID_HANDLE,)
+        if int(stream) in self.capturing:  # would become a node of the graph, not a time
+            raise AssertionError("event recorded on a stream under capture")
+        self.events[event] = self.stream_ms.get(int(stream), 0.0)
+        return (OK,)
+
+    def cudaEventSynchronize(self, event: int) -> tuple[_Err]:
+        return (OK,) if event in self.events else (INVALID_HANDLE,)
+
+    def cudaEventElapsedTime(self, start: int, end: int) -> tuple[_Err, float]:
+        a, b = self.events.get(start), self.events.get(end)
+        if a is None or b is None:  # unknown, destroyed or never recorded
+            return INVALID_HANDLE, 0.0
+        return OK, b - a
+
+    def cudaEventDestroy(self, event: int) -> tuple[_Err]:
+        with self._lock:
+            if event not in self.events:
+                return (INVALID_HANDLE,)
+            del self.events[event]
+            return (OK,)
 
 
 class _DataType(enum.Enum):
@@ -197,6 +253,7 @@ class FakeTrtContextForOrchestrationTest:
         else:
             run(replay=False)
             self.deferred = False
+            self.engine.cudart.advance(stream, COST_MS["enqueue"])
         return True
 
 
@@ -265,3 +322,17 @@ def fake_tensorrt_module(engine: FakeTrtEngineForOrchestrationTest | None,
     mod.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
     mod.ProfilingVerbosity = types.SimpleNamespace(LAYER_NAMES_ONLY="LAYER_NAMES_ONLY")
     return mod
+
+
+def write_fake_plan(folder: Path) -> Path:
+    """A plan file and its .plan.json that match the engine double and fake_tensorrt_module."""
+    plan = folder / "model.plan"
+    plan.write_bytes(b"serialized engine")
+    card = ModelCard(arch="fake", num_classes=4, classes=list("abcd"), output_stride=1,
+                     min_size=8)
+    manifest = PlanManifest(
+        export=ExportInfo(card=card), tensorrt_version="10.3.0.26", precision="fp32",
+        profiles=[], io=[{"name": "input"}, {"name": "logits"}], onnx_sha256="",
+        compute_capability="8.7", plan_sha256=hashlib.sha256(b"serialized engine").hexdigest())
+    manifest_path(plan).write_text(json.dumps(manifest.to_dict()))
+    return plan

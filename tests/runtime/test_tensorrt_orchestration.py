@@ -4,24 +4,22 @@ graphs, threads and cleanup. What TensorRT computes is tested on a GPU elsewhere
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 import threading
 
 import numpy as np
 import pytest
 from fake_trt_orchestration import (
+    COST_MS,
     FakeCudartForOrchestrationTest,
     FakeTrtEngineForOrchestrationTest,
     fake_tensorrt_module,
+    write_fake_plan,
 )
 
 from segdeploy.errors import ArtifactError, DeviceError, InputError
-from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 from segdeploy.runtime import DeviceView, Segmenter, TensorRTRunner
 from segdeploy.runtime import cuda_memory as cm
-from segdeploy.runtime.plan_compat import manifest_path
 
 
 def expected_logits(x: np.ndarray, classes: int = 4) -> np.ndarray:
@@ -35,16 +33,7 @@ def fake(monkeypatch, tmp_path):
     engine = FakeTrtEngineForOrchestrationTest(cudart)
     monkeypatch.setattr(cm, "cudart", lambda: cudart)
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt_module(engine))
-    plan = tmp_path / "model.plan"
-    plan.write_bytes(b"serialized engine")
-    card = ModelCard(arch="fake", num_classes=4, classes=list("abcd"), output_stride=1,
-                     min_size=8)
-    manifest = PlanManifest(
-        export=ExportInfo(card=card), tensorrt_version="10.3.0.26", precision="fp32",
-        profiles=[], io=[{"name": "input"}, {"name": "logits"}], onnx_sha256="",
-        compute_capability="8.7", plan_sha256=hashlib.sha256(b"serialized engine").hexdigest())
-    manifest_path(plan).write_text(json.dumps(manifest.to_dict()))
-    return plan, engine, cudart
+    return write_fake_plan(tmp_path), engine, cudart
 
 
 def test_buffers_profiles_and_results(fake):
@@ -113,6 +102,55 @@ def test_cuda_graph_capture_replay_and_fallback(fake, refuse):
     for out, v in zip(outs, feeds, strict=True):
         np.testing.assert_array_equal(out, expected_logits(v))
     assert cudart.live == {}
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+def test_infer_phases_orchestration_matches_infer_with_event_times(fake, graphs):
+    """Our orchestration of infer_phases on the doubles (not TensorRT, not real timings): the
+    outputs and enqueue / replay decisions of `infer`, and events that bracket exactly the
+    work of each phase. The doubles' stream clock advances by COST_MS per queued operation."""
+    plan, engine, cudart = fake
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+    y = rng.standard_normal((2, 3, 12, 20)).astype(np.float32)
+    feeds = (x, x, y, y, x)  # back to x after y: TensorRT's deferred shape work needs an enqueue
+    with TensorRTRunner(plan, cuda_graph=graphs) as plain:
+        expected = [plain.infer({"input": v})["logits"] for v in feeds]
+    with TensorRTRunner(plan, cuda_graph=graphs) as runner:
+        timed = [runner.infer_phases({"input": v}) for v in feeds]
+        assert len(cudart.events) == 4  # created once for this thread, reused
+    plain_ctx, ctx = engine.contexts
+    assert (ctx.executions, ctx.stale_replays) == (plain_ctx.executions, 0)
+    for (out, times), want, v in zip(timed, expected, feeds, strict=True):
+        assert list(out) == ["logits"]
+        np.testing.assert_array_equal(out["logits"], want)
+        np.testing.assert_array_equal(out["logits"], expected_logits(v))
+        assert min(times.h2d_ms, times.compute_ms, times.d2h_ms) >= 0
+        assert times.h2d_ms == COST_MS["cudaMemcpyHostToDevice"]  # one input, one copy
+        assert times.d2h_ms == COST_MS["cudaMemcpyDeviceToHost"]
+    # with graphs: enqueue (and capture) on a shape's first call, replay while it holds, and
+    # an enqueue again on the return to x; without: always an enqueue
+    replay = COST_MS["graph_launch"] if graphs else COST_MS["enqueue"]
+    compute = [t.compute_ms for _, t in timed]
+    assert compute == [COST_MS["enqueue"], replay, COST_MS["enqueue"], replay,
+                       COST_MS["enqueue"]]
+    assert cudart.events == {} and cudart.live == {}  # close destroyed the events too
+
+
+def test_infer_phases_orchestration_device_input_has_no_copy_in(fake):
+    """An aligned device input is bound in place: nothing is queued in the h2d phase."""
+    plan, _, cudart = fake
+    x = np.ones((1, 3, 8, 8), np.float32)
+    _, ptr = cudart.cudaMalloc(x.nbytes)
+    cudart.cudaMemcpyAsync(ptr, x.ctypes.data, x.nbytes, cudart.cudaMemcpyKind(1), 0)
+    with TensorRTRunner(plan) as runner:
+        out, times = runner.infer_phases({"input": DeviceView(ptr, x.shape, x.dtype)},
+                                         output_names=["logits"])
+        assert times.h2d_ms == 0.0 and times.compute_ms == COST_MS["enqueue"]
+        np.testing.assert_array_equal(out["logits"], expected_logits(x))
+        with pytest.raises(InputError, match="dtype float16"):
+            runner.infer_phases({"input": DeviceView(ptr, x.shape, np.float16)})
+    cudart.cudaFree(ptr)
 
 
 def test_one_context_per_thread(fake):
