@@ -69,6 +69,15 @@ class ModelCard:
             raise ArtifactError(f"unknown output_mode {self.output_mode!r}",
                                 expected="'same' or 'valid'")
 
+    def typical_size(self) -> list[int]:
+        """The (H, W) inputs will typically have: the training images' size when they all
+        share one (brain: 197x233, whatever the crop), else the training crop size. The
+        default bench shape and the TensorRT opt profile use it."""
+        sizes = (self.trained_on or {}).get("image_sizes") or []
+        if len(sizes) == 1 and len(sizes[0]) == 2:
+            return [int(sizes[0][0]), int(sizes[0][1])]
+        return list(self.train_size)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

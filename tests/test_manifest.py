@@ -63,3 +63,12 @@ def test_unknown_fields_from_newer_writers_are_kept_aside():
     d["future_field"] = 1
     card = ModelCard.from_dict(d)
     assert card.__dict__["_unknown_fields"] == ["future_field"]
+
+
+def test_typical_size_prefers_the_training_images_single_size():
+    card = make_card(train_size=[160, 160], trained_on={"name": "brain",
+                                                        "image_sizes": [[197, 233]]})
+    assert card.typical_size() == [197, 233]  # not the 160x160 training crop
+    mixed = make_card(train_size=[160, 160], trained_on={"image_sizes": [[100, 80], [90, 70]]})
+    assert mixed.typical_size() == [160, 160]
+    assert make_card(train_size=[64, 96]).typical_size() == [64, 96]

@@ -15,7 +15,7 @@ BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
               help="The model's .pt checkpoint, to add PyTorch eager as a baseline.")
 @click.option("--shape", "-s", "shapes", multiple=True, metavar="NxCxHxW",
               help="Input shape (or HxW for batch 1); repeat for several "
-                   "[default: 1 x channels x the model card's train_size].")
+                   "[default: 1 x channels x the model's typical image size].")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed iterations before measuring.")
 @click.option("--iterations", "-n", type=click.IntRange(min=1),
@@ -68,7 +68,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
         require("matplotlib", extra="plot", purpose="to draw --plot")
     card = _card(engines, checkpoint)
     parsed = [parse_shape(s, card.in_channels) for s in shapes] or [
-        (1, card.in_channels, *card.train_size)]
+        (1, card.in_channels, *card.typical_size())]
     graphs = {"both": (False, True), "on": (True,), "off": (False,)}[cuda_graph]
     chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
                                     cuda_graphs=graphs)

@@ -101,7 +101,7 @@ class InputGeometry:
     @classmethod
     def from_export(cls, info: ExportInfo, onnx_dims: tuple[Dim, ...]) -> InputGeometry:
         card = info.card
-        train = tuple(int(v) for v in (card.train_size or [card.min_size] * 2))
+        train = tuple(int(v) for v in (card.typical_size() or [card.min_size] * 2))
         if len(train) != 2:
             train = (train[0], train[0])
         return cls(name=info.input_name, in_channels=int(card.in_channels),

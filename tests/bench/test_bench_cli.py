@@ -68,7 +68,9 @@ def test_bench_default_shape_comes_from_the_model_card(brain_checkpoint, brain_o
     assert code == 0, out
     results = json.loads(out_json.read_text())["results"]
     assert [r["backend"] for r in results] == ["onnxruntime fp32"]
-    assert results[0]["shape"] == [1, card.in_channels, *card.train_size]
+    # brain slices are all 197x233: that, not the training crop, is the typical input
+    assert card.typical_size() == [197, 233] != card.train_size
+    assert results[0]["shape"] == [1, card.in_channels, 197, 233]
 
 
 def test_bench_duration_mode(brain_onnx, tmp_path: Path, capsys) -> None:
