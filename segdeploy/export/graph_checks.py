@@ -9,28 +9,15 @@ report show them in one table; `raise_for_errors` turns errors into an ExportErr
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import onnx
 
 from segdeploy.errors import ExportError
+from segdeploy.export.findings import Finding
+from segdeploy.export.trt_onnx_ops import check_trt_support
 
 DYNAMIC_DIMS = ("batch", "height", "width")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One result of a graph check; level "error" fails the export, "warning" is reported."""
-
-    level: str
-    check: str
-    message: str
-    nodes: list[str] = field(default_factory=list)
-    fix: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
@@ -55,8 +42,6 @@ def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
         return findings
     findings.extend(check_io_contract(model, input_name=input_name, output_names=output_names))
     if check_trt:
-        from segdeploy.export.trt_onnx_ops import check_trt_support
-
         findings.extend(check_trt_support(model))
     return findings
 

@@ -20,7 +20,8 @@ import onnx
 from segdeploy.atomic import atomic_path, check_output_path
 from segdeploy.errors import ParityError, UsageError
 from segdeploy.export import parity as P
-from segdeploy.export.graph_checks import Finding, check_onnx_file, raise_for_errors
+from segdeploy.export.findings import Finding
+from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
 from segdeploy.export.sources import SourceFacts
 from segdeploy.manifest import ExportInfo
 

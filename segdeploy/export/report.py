@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segdeploy.export.graph_checks import Finding
+from segdeploy.export.findings import Finding
 from segdeploy.export.parity import FP16_MIN_AGREEMENT, FP32_RTOL, ParityReport
 
 

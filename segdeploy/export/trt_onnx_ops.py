@@ -18,7 +18,7 @@ from typing import Any
 import onnx
 from onnx import TensorProto
 
-from segdeploy.export.graph_checks import Finding
+from segdeploy.export.findings import Finding
 
 DATA_FILE = "trt_onnx_ops.json"
 CHECK = "tensorrt-ops"

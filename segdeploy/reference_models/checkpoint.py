@@ -9,8 +9,6 @@ classes, ``torch.load(weights_only=True)`` reads it and segdeploy never unpickle
 from __future__ import annotations
 
 import os
-import pickle
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from torch import nn
 from segdeploy.atomic import atomic_path
 from segdeploy.errors import ArtifactError, CheckpointError, ModelError
 from segdeploy.manifest import ModelCard
+from segdeploy.reference_models.safe_load import torch_load_safely
 
 FORMAT = "segdeploy-checkpoint"
 SCHEMA_VERSION = 1
@@ -114,35 +113,6 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(card=card, state_dict=state, extra=dict(data.get("extra") or {}))
 
 
-def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
-    """torch.load(weights_only=True) with CheckpointError for missing, corrupt, foreign files."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{what} {p} does not exist" if not p.exists()
-                              else f"{what} {p} is not a file",
-                              expected="a .pt/.pth file", fix="check the path")
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the pickle protocol of foreign files before refusing them;
-            # the CheckpointError below says what matters.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # a class in the file, or a plain pickle (PROTO opcode) torch cannot read safely;
-        # anything else is garbage bytes read as opcodes
-        if "unsupported global" not in str(exc).lower() and not _starts_like_pickle(p):
-            raise _corrupt(p, exc) from exc
-        kind = "segdeploy checkpoint" if what == "checkpoint" else f"plain {what}"
-        raise CheckpointError(
-            f"{p} is not a {kind}: it contains pickled Python objects (code), "
-            "and segdeploy never unpickles code",
-            expected="a file of tensors and plain values (torch.load(weights_only=True) loads it)",
-            fix="re-save it with segdeploy.reference_models.checkpoint.save_checkpoint, or save "
-                "model.state_dict() rather than the whole model") from None
-    except Exception as exc:  # truncated zip, garbage bytes, empty file...
-        raise _corrupt(p, exc) from exc
-
-
 def build_model(card: ModelCard, *, source: str = "checkpoint") -> nn.Module:
     """Rebuild the network a card describes (random weights); unknown arch -> CheckpointError."""
     from segdeploy.reference_models import get_model, list_models
@@ -194,21 +164,6 @@ def _few(keys: list[str], n: int = 5) -> str:
         return "none"
     more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
     return ", ".join(keys[:n]) + more
-
-
-def _starts_like_pickle(p: Path) -> bool:
-    with p.open("rb") as fh:
-        return fh.read(1) == b"\x80"
-
-
-def _corrupt(p: Path, exc: BaseException) -> CheckpointError:
-    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-    why = lines[-1][:120] if lines else type(exc).__name__
-    if isinstance(exc, pickle.UnpicklingError) and "Unsupported" in str(exc):
-        why = "not a pickle or zip archive torch can read"
-    return CheckpointError(f"{p} is truncated or corrupt ({why})",
-                           expected="a complete .pt file written by `segdeploy train`",
-                           fix="copy the file again or re-create it")
 
 
 def _plain(obj: Any, where: str) -> Any:

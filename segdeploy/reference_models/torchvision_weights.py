@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from segdeploy.errors import ModelError
-from segdeploy.reference_models.checkpoint import torch_load_safely
 from segdeploy.reference_models.registry import require_full_width
+from segdeploy.reference_models.safe_load import torch_load_safely
 
 VGG16_FC = {"classifier.0": "fc6", "classifier.3": "fc7"}
 VGG16_DROPPED = ("classifier.6.",)

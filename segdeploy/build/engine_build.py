@@ -2,10 +2,10 @@
 
 Every check that needs no TensorRT (paths, ONNX metadata, profiles, options) runs first, in
 `prepare_build`, so mistakes show on any machine. Then tensorrt is imported (lazily), the
-precision plan is chosen from the parsed TensorRT version (trt_precision), the engine is built
-with a timing cache and a progress bar (trt_engine), inspected (FP16 layers must exist when
+precision plan is chosen from the parsed TensorRT version (build/precision.py), the engine is built
+with a timing cache and a progress bar (build/network.py), inspected (FP16 layers must exist when
 asked), its I/O and profiles compared with the ONNX, and a smoke inference at each profile
-shape compared with ONNX Runtime (trt_parity). Only then are the plan and its manifest
+shape compared with ONNX Runtime (build/smoke_parity.py). Only then are the plan and its manifest
 renamed into place, both or neither. An engine cache (--cache-dir) skips identical builds.
 """
 
@@ -25,15 +25,15 @@ from segdeploy import __version__
 from segdeploy.atomic import atomic_path, check_output_path
 from segdeploy.digest import sha256_bytes, sha256_file
 from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
-from segdeploy.export.engine_cache import EngineCache, cache_key
-from segdeploy.export.trt_parity import (
+from segdeploy.build.engine_cache import EngineCache, cache_key
+from segdeploy.build.smoke_parity import (
     DEFAULT_THRESHOLD,
     OrtReference,
     check_parity,
     run_parity,
     sample_feeds,
 )
-from segdeploy.export.trt_precision import (
+from segdeploy.build.precision import (
     HARDWARE_COMPATIBILITY,
     PRECISIONS,
     PrecisionPlan,
@@ -45,7 +45,7 @@ from segdeploy.export.trt_precision import (
     check_supported,
     decide_precision,
 )
-from segdeploy.export.trt_profiles import (
+from segdeploy.build.profiles import (
     ORT_DTYPES,
     InputGeometry,
     IOSpec,
@@ -257,7 +257,7 @@ def query_gpu(device: int = 0) -> GpuInfo:
 def build_engine(request: BuildRequest, *,
                  runner_factory: Callable[[Path], Any] | None = None) -> BuildResult:
     """Build, verify and publish MODEL.plan + MODEL.plan.json (see the module docstring)."""
-    from segdeploy.export.trt_engine import EngineSettings, build_plan
+    from segdeploy.build.network import EngineSettings, build_plan
 
     prep = prepare_build(request)
     trt = import_tensorrt()

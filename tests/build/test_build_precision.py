@@ -8,7 +8,7 @@ import types
 import pytest
 
 from segdeploy.errors import ArtifactError, BuildError, UsageError
-from segdeploy.export.trt_precision import (
+from segdeploy.build.precision import (
     TrtVersion,
     check_build_options,
     check_hardware_compatibility,

@@ -20,7 +20,7 @@ from segdeploy.cli.build import request_from_options
 from segdeploy.cli.main import main
 from segdeploy.digest import sha256_file
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
-from segdeploy.export.tensorrt import (
+from segdeploy.build.engine_build import (
     BuildRequest,
     build_engine,
     default_plan_path,
@@ -28,8 +28,8 @@ from segdeploy.export.tensorrt import (
     prepare_build,
     read_onnx_facts,
 )
-from segdeploy.export.trt_engine import BuildProgress
-from segdeploy.export.trt_profiles import ShapeProfile
+from segdeploy.build.network import BuildProgress
+from segdeploy.build.profiles import ShapeProfile
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -270,9 +270,9 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     """The TensorRT >= 10 path converts on the fly; ONNX Runtime checks the result here."""
     import onnx
 
-    from segdeploy.export.tensorrt import _network_source
-    from segdeploy.export.trt_parity import OrtReference, run_parity
-    from segdeploy.export.trt_precision import decide_precision
+    from segdeploy.build.engine_build import _network_source
+    from segdeploy.build.smoke_parity import OrtReference, run_parity
+    from segdeploy.build.precision import decide_precision
 
     prep = prepare_build(BuildRequest(tiny_onnx, profiles=[ShapeProfile(
         (1, 3, 16, 16), (1, 3, 40, 56), (2, 3, 64, 64))]))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from segdeploy.errors import ParityError, require
-from segdeploy.export.trt_profiles import Shape, ShapeProfile, format_shape
+from segdeploy.build.profiles import Shape, ShapeProfile, format_shape
 from segdeploy.manifest import ExportInfo
 
 DEFAULT_THRESHOLD = 0.995

@@ -9,7 +9,7 @@ import pytest
 
 from segdeploy.digest import sha256_bytes, sha256_file
 from segdeploy.errors import UsageError
-from segdeploy.export.engine_cache import EngineCache, cache_key
+from segdeploy.build.engine_cache import EngineCache, cache_key
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 
 BASE = dict(onnx_sha256="a" * 64, tensorrt_version="10.3.0", compute_capability="8.7",

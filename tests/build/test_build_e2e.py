@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_trt_build import tiny_segmentation_onnx
+from test_build import tiny_segmentation_onnx
 
 from segdeploy.errors import BuildError
-from segdeploy.export.tensorrt import BuildRequest, build_engine, import_tensorrt
-from segdeploy.export.trt_engine import _network_flags, parse_onnx
-from segdeploy.export.trt_precision import TrtVersion, decide_precision
-from segdeploy.export.trt_profiles import parse_profile
+from segdeploy.build.engine_build import BuildRequest, build_engine, import_tensorrt
+from segdeploy.build.network import _network_flags, parse_onnx
+from segdeploy.build.precision import TrtVersion, decide_precision
+from segdeploy.build.profiles import parse_profile
 from segdeploy.manifest import PlanManifest
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu, pytest.mark.slow]

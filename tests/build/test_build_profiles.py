@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segdeploy.errors import ArtifactError, UsageError
-from segdeploy.export.trt_profiles import (
+from segdeploy.build.profiles import (
     InputGeometry,
     IOSpec,
     ShapeProfile,

@@ -17,14 +17,14 @@ from typing import Any
 
 from segdeploy.atomic import write_bytes_atomic
 from segdeploy.errors import BuildError, DeviceError
-from segdeploy.export.trt_precision import (
+from segdeploy.build.precision import (
     PrecisionPlan,
     TrtVersion,
     require_fp16_layers,
     summarize_engine_layers,
     trt_only,
 )
-from segdeploy.export.trt_profiles import TRT_DTYPES, IOSpec, ShapeProfile
+from segdeploy.build.profiles import TRT_DTYPES, IOSpec, ShapeProfile
 
 
 @dataclass

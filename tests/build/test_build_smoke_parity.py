@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_trt_build import tiny_card, tiny_segmentation_onnx
+from test_build import tiny_card, tiny_segmentation_onnx
 
 from segdeploy.errors import ParityError
-from segdeploy.export.trt_parity import (
+from segdeploy.build.smoke_parity import (
     OrtReference,
     argmax_agreement,
     check_parity,
@@ -18,7 +18,7 @@ from segdeploy.export.trt_parity import (
     sample_feeds,
     summarize,
 )
-from segdeploy.export.trt_profiles import ShapeProfile, parse_profile
+from segdeploy.build.profiles import ShapeProfile, parse_profile
 from segdeploy.manifest import ExportInfo
 
 PROFILES = [parse_profile("min=1x3x16x16,opt=1x3x40x56,max=2x3x64x72")]
