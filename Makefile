@@ -34,8 +34,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# the typed core: the runtime (what applications embed) and the shared artifact modules
+TYPED := segdeploy/runtime segdeploy/manifest.py segdeploy/errors.py segdeploy/artifacts.py \
+         segdeploy/comparison.py segdeploy/dims.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy $(TYPED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-output

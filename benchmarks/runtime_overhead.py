@@ -70,14 +70,18 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    report(args, measure(args))
 
+
+def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+    """Seconds per call of each measured path, interleaved round-robin."""
     import onnxruntime as ort
 
     from segdeploy.imaging import normalize
     from segdeploy.runtime import OnnxRuntimeRunner, Segmenter
     from segdeploy.runtime.preprocess import (
         argmax_classes,
-        plan_padding,
+        choose_padding,
         reflect_pad,
         to_model_input,
     )
@@ -116,20 +120,27 @@ def main() -> None:
         # the runtime's own work per call, isolated: feed checks (dtype, shape, NaN scan),
         # and Segmenter.predict's pre/post-processing
         specs = runner.input_specs()
-        plan = plan_padding(h, w, boxes=seg._boxes, multiple=seg._align,
-                            min_size=seg.card.min_size)
+        layout = choose_padding(h, w, boxes=seg._boxes, multiple=seg._align,
+                                min_size=seg.card.min_size)
         logits = bare.run(["logits"], feeds)[0]
         times.update(interleaved({
             "runner checks only (no inference)": lambda: (
                 check_feeds(specs, feeds), check_output_names(["logits"], ["logits"])),
             "predict: pad + normalise only": lambda: to_model_input(
-                reflect_pad(image[None], plan), dtype=np.float32, layout="NCHW",
+                reflect_pad(image[None], layout), dtype=np.float32, layout="NCHW",
                 mean=seg.card.mean, std=seg.card.std),
             "predict: argmax + crop only": lambda: argmax_classes(logits)[0, :h, :w],
         }, args.repeats))
         seg.close()
         runner.close()
+    return times
 
+
+def report(args: argparse.Namespace, times: dict[str, list[float]]) -> None:
+    """The Markdown table published in BENCHMARKS.md (and --json)."""
+    import onnxruntime as ort
+
+    h, w = args.size
     base = statistics.median(times["bare InferenceSession.run"])  # also the base of the "only" rows
     base_odd = statistics.median(times["bare run 197x233"])
     rows = []

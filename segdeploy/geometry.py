@@ -15,6 +15,18 @@ from __future__ import annotations
 
 from segdeploy.errors import ModelError
 
+
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` >= value (multiple >= 1)."""
+    multiple = max(1, int(multiple))
+    return -(-int(value) // multiple) * multiple
+
+
+def round_down(value: int, multiple: int) -> int:
+    multiple = max(1, int(multiple))
+    return int(value) // multiple * multiple
+
+
 #: pixels trimmed by the two unpadded 3x3 convolutions of one level
 _CONV_TRIM = 4
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from segdeploy import __version__
 from segdeploy.errors import ArtifactError
+from segdeploy.geometry import round_up
 
 CARD_SCHEMA_VERSION = 1
 ONNX_SCHEMA_VERSION = 1
@@ -77,6 +78,33 @@ class ModelCard:
         if len(sizes) == 1 and len(sizes[0]) == 2:
             return [int(sizes[0][0]), int(sizes[0][1])]
         return list(self.train_size)
+
+    def fit_side(self, side: int) -> int:
+        """The smallest side >= `side` the model accepts: at least min_size, rounded up to
+        size_multiple (the one place this rule is written)."""
+        return round_up(max(int(side), int(self.min_size)), self.size_multiple)
+
+    def fit_size(self, h: int, w: int, *,
+                 max_size: tuple[int | None, int | None] = (None, None)) -> tuple[int, int]:
+        """(H, W) made valid for the model; a side above `max_size` (an engine's largest
+        profile) is brought down to the largest valid size below it."""
+        multiple = max(1, int(self.size_multiple))
+        out = []
+        for side, hi in zip((h, w), max_size, strict=True):
+            side = self.fit_side(side)
+            if hi is not None and side > hi:
+                side = hi // multiple * multiple
+            out.append(side)
+        return out[0], out[1]
+
+    def accepts_size(self, h: int, w: int) -> bool:
+        return (h, w) == self.fit_size(h, w) and min(h, w) >= 1
+
+    def size_rule(self) -> str:
+        """The rule in words, for error messages."""
+        multiple = max(1, int(self.size_multiple))
+        return f"sides >= {self.min_size}" + (f" and multiples of {multiple}"
+                                                if multiple > 1 else "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -180,10 +208,11 @@ class PlanManifest:
         return _from_dict(cls, {**data, "export": export}, "plan manifest")
 
 
-def _from_dict(cls: type, data: dict[str, Any], what: str):
+def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
     if not isinstance(data, dict):
         raise ArtifactError(f"{what} is not a JSON object")
-    supported = {f.name: f.default for f in dataclasses.fields(cls)}.get("schema_version", 1)
+    default = {f.name: f.default for f in dataclasses.fields(cls)}.get("schema_version", 1)
+    supported = default if isinstance(default, int) else 1
     version = data.get("schema_version", supported)
     if not isinstance(version, int) or version > supported:
         raise ArtifactError(

@@ -1,8 +1,9 @@
 """What `segdeploy bench` can time: PyTorch eager, ONNX Runtime, Segmenter end to end, TensorRT.
 
 Every backend opens once, then `measure(shape, ...)` times one batch per iteration at an
-N x C x H x W shape. Timing lives here, not in the runtime's runners (DESIGN.md): a backend
-only prepares inputs and returns a callable that finishes its work before returning.
+N x C x H x W shape. Timing lives here, not in the runtime's runners
+(docs/ARCHITECTURE.md): a backend only prepares inputs and returns a callable that
+finishes its work before returning.
 Heavy libraries (torch, onnxruntime, tensorrt) are imported when a backend opens.
 """
 
@@ -58,19 +59,6 @@ def random_images(shape: Shape, seed: int = 0) -> np.ndarray:
     """N x H x W x C uint8 noise for an N x C x H x W shape (content does not change speed)."""
     n, c, h, w = shape
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, c), dtype=np.uint8)
-
-
-def read_export_info(path: str | Path) -> ExportInfo:
-    """Model metadata of an .onnx (through onnxruntime) or a plan (its .plan.json sidecar)."""
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        from segdeploy.runtime import OnnxRuntimeRunner
-
-        with OnnxRuntimeRunner(path, providers="cpu") as runner:
-            return ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
-    from segdeploy.runtime.plan_compat import read_plan_manifest
-
-    return read_plan_manifest(path).export
 
 
 class PyTorchBackend(BenchBackend):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from segdeploy.artifacts import PLAN_SUFFIXES
 from segdeploy.bench.backends import (
     BenchBackend,
     OnnxRuntimeBackend,
@@ -15,24 +16,18 @@ from segdeploy.bench.backends import (
 )
 from segdeploy.bench.environment import collect_environment
 from segdeploy.bench.results import BackendResult, BenchReport, shape_text
-from segdeploy.bench.timing import check_plan, summarize, trust_warnings
+from segdeploy.bench.timing import check_loop_settings, summarize, trust_warnings
+from segdeploy.dims import parse_dims
 from segdeploy.errors import DeviceError, MissingDependencyError, SegdeployError, UsageError
 
 BACKEND_NAMES = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
-PLAN_SUFFIXES = (".plan", ".engine", ".trt")
 
 
 def parse_shape(text: str, channels: int) -> Shape:
     """'1x3x256x256' (NxCxHxW) or '256x256' (HxW, batch 1, the model's channels)."""
-    try:
-        dims = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        dims = ()
+    dims = parse_dims(text, ranks=(4, 2), what="--shape")
     if len(dims) == 2:
         dims = (1, channels, *dims)
-    if len(dims) != 4 or min(dims) < 1:
-        raise UsageError(f"shape {text!r} is not NxCxHxW", expected="e.g. 1x3x256x256 or 256x256",
-                         fix="give batch, channels, height and width separated by 'x'")
     return dims  # type: ignore[return-value]
 
 
@@ -95,7 +90,7 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
     `strict`, in which case its error propagates. With `skip_failures` (batch scripts), a
     SegdeployError while measuring one shape is recorded in `skipped` instead of raised.
     """
-    check_plan(warmup, iterations, duration)
+    check_loop_settings(warmup, iterations, duration)
     if iterations is None and duration is None:
         iterations = 50
     results: list[BackendResult] = []

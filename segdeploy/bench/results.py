@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segdeploy.bench.timing import LatencyStats, speedups
+from segdeploy.dims import format_dims
 
 BENCH_SCHEMA_VERSION = 1
 
 
 def shape_text(shape: tuple[int, ...] | list[int]) -> str:
-    return "x".join(str(int(v)) for v in shape)
+    return format_dims(shape)
 
 
 @dataclass

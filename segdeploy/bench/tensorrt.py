@@ -3,7 +3,7 @@ times from CUDA events, with CUDA graphs on or off.
 
 The phases come from TensorRTRunner.infer_phases: the runner's own `infer` path with events
 recorded between its phases, so graph capture and replay are exactly those of `infer`. The
-statistics over the samples stay here (DESIGN.md: timing lives in bench/).
+statistics over the samples stay here (docs/ARCHITECTURE.md: timing lives in bench/).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.bench.backends import BenchBackend, Shape, StepHook, engine_feeds
-from segdeploy.bench.timing import check_plan, measure
+from segdeploy.bench.timing import check_loop_settings, measure
 
 PHASES = ("h2d", "compute", "d2h")
 
@@ -60,7 +60,7 @@ class TensorRTBackend(BenchBackend):
                 min_iterations: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """End-to-end samples, then as many `infer_phases` calls at the same shape (the
         end-to-end loop warmed it up: shapes set and, with graphs, the graph captured)."""
-        check_plan(warmup, iterations, duration)
+        check_loop_settings(warmup, iterations, duration)
         fn = self.prepare(shape)
         samples = measure(fn, warmup=max(warmup, 1), iterations=iterations, duration=duration,
                           on_step=on_step, min_iterations=min_iterations)

@@ -87,7 +87,7 @@ def speedups(means_ms: dict[str, float]) -> dict[str, float]:
     return {k: (slowest / v if v > 0 else float("inf")) for k, v in means_ms.items()}
 
 
-def check_plan(warmup: int, iterations: int | None, duration: float | None) -> None:
+def check_loop_settings(warmup: int, iterations: int | None, duration: float | None) -> None:
     """Reject impossible loop settings with a message that says which option to change."""
     if warmup < 0:
         raise UsageError(f"--warmup {warmup}", expected="0 or more warm-up iterations")
@@ -111,7 +111,7 @@ def measure(fn: Callable[[], object], *, warmup: int = 5, iterations: int | None
     `fn` must return only when its work is done (synchronise GPUs inside it).
     `on_step(i, elapsed_s)` drives a progress bar.
     """
-    check_plan(warmup, iterations, duration)
+    check_loop_settings(warmup, iterations, duration)
     if iterations is None and duration is None:
         iterations = 50
     for _ in range(warmup):

@@ -2,7 +2,7 @@
 
 Every check that needs no TensorRT (paths, ONNX metadata, profiles, options) runs first, in
 `prepare_build`, so mistakes show on any machine. Then tensorrt is imported (lazily), the
-precision plan is chosen from the parsed TensorRT version (build/precision.py), the engine is built
+precision choice is chosen from the parsed TensorRT version (build/precision.py), the engine is built
 with a timing cache and a progress bar (build/network.py), inspected (FP16 layers must exist when
 asked), its I/O and profiles compared with the ONNX, and a smoke inference at each profile
 shape compared with ONNX Runtime (build/smoke_parity.py). Only then are the plan and its manifest
@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy import __version__
+from segdeploy.artifacts import manifest_text, plan_manifest_path, write_plan_manifest
 from segdeploy.atomic import atomic_path, check_output_path
 from segdeploy.digest import sha256_bytes, sha256_file
 from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
 from segdeploy.build.engine_cache import EngineCache, cache_key
 from segdeploy.build.smoke_parity import (
     DEFAULT_THRESHOLD,
-    OrtReference,
     check_parity,
     run_parity,
     sample_feeds,
@@ -36,7 +36,7 @@ from segdeploy.build.smoke_parity import (
 from segdeploy.build.precision import (
     HARDWARE_COMPATIBILITY,
     PRECISIONS,
-    PrecisionPlan,
+    PrecisionChoice,
     TrtVersion,
     check_build_options,
     check_hardware_compatibility,
@@ -56,6 +56,7 @@ from segdeploy.build.profiles import (
     validate_profiles,
 )
 from segdeploy.manifest import ExportInfo, PlanManifest
+from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
 TENSORRT_FIX = ("pip install 'segdeploy[tensorrt]'; on a Jetson TensorRT comes with JetPack: "
                 "sudo apt install nvidia-jetpack (or python3-libnvinfer for the Python bindings)")
@@ -120,10 +121,6 @@ def default_plan_path(onnx_path: Path) -> Path:
         if name.endswith(suffix):
             return onnx_path.with_name(name[: -len(suffix)] + ".plan")
     return onnx_path.with_name(name + ".plan")
-
-
-def manifest_path_for(plan_path: Path) -> Path:
-    return plan_path.with_name(plan_path.name + ".json")
 
 
 def read_onnx_facts(path: Path) -> OnnxFacts:
@@ -192,7 +189,7 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
         raise UsageError(f"ONNX file {src} is not readable", fix="check its permissions")
     plan_path = Path(request.output) if request.output else default_plan_path(src)
     check_output_path(plan_path)
-    manifest_path = manifest_path_for(plan_path)
+    manifest_path = plan_manifest_path(plan_path)
     check_output_path(manifest_path)
     if plan_path.resolve() == src.resolve():
         raise UsageError(f"output {plan_path} would overwrite the ONNX input",
@@ -268,12 +265,12 @@ def build_engine(request: BuildRequest, *,
                         optimization_level=request.optimization_level)
     gpu = query_gpu()
     check_hardware_compatibility(request.hardware_compatibility, gpu.compute_capability)
-    plan = decide_precision(version.major, request.precision, prep.facts.export.precision,
+    choice = decide_precision(version.major, request.precision, prep.facts.export.precision,
                             fp32_sibling=prep.fp32_sibling is not None)
-    source = prep.fp32_sibling if plan.onnx_source == "fp32-sibling" else prep.facts
+    source = prep.fp32_sibling if choice.onnx_source == "fp32-sibling" else prep.facts
     assert source is not None
     check_opset(version, source.opset)
-    flags = _cache_flags(prep, plan, source)
+    flags = _cache_flags(prep, choice, source)
     key = cache_key(onnx_sha256=prep.facts.sha256, flags=flags, tensorrt_version=str(version),
                     compute_capability=gpu.compute_capability)
     engine_cache = EngineCache(request.cache_dir) if request.cache_dir else None
@@ -284,7 +281,7 @@ def build_engine(request: BuildRequest, *,
         _publish(prep, plan_bytes, manifest)
         return BuildResult(prep.plan_path, prep.manifest_path, manifest, cache_hit=True)
 
-    export, onnx_input = _network_source(plan, prep, source)
+    export, onnx_input = _network_source(choice, prep, source)
     settings = EngineSettings(
         input_name=prep.geometry.name, profiles=prep.profiles, precision=request.precision,
         workspace_bytes=request.workspace_bytes, timing_cache=request.timing_cache,
@@ -293,7 +290,7 @@ def build_engine(request: BuildRequest, *,
         optimization_level=request.optimization_level, show_progress=request.show_progress,
         verbose=request.verbose)
     started = time.perf_counter()
-    built = build_plan(trt, version, plan, settings, onnx_input)
+    built = build_plan(trt, version, choice, settings, onnx_input)
     seconds = time.perf_counter() - started
 
     problems = io_problems(source.inputs + source.outputs, built.io)
@@ -307,22 +304,22 @@ def build_engine(request: BuildRequest, *,
         io=[s.to_dict() for s in built.io], onnx_sha256=prep.facts.sha256,
         gpu_name=gpu.name, compute_capability=gpu.compute_capability,
         cuda_version=gpu.cuda_version, build_seconds=round(seconds, 3),
-        plan_sha256=sha256_bytes(built.plan),
+        plan_sha256=sha256_bytes(built.choice),
         build_flags={**flags, "layers": built.layers, "onnx_file": prep.facts.path.name,
                      "source_onnx_file": source.path.name,
                      "timing_cache": str(request.timing_cache) if request.timing_cache else None,
                      "engine_cache": {"key": key, "hit": False} if engine_cache else None})
     reference = prep.fp32_sibling or prep.facts
-    _verify_and_publish(prep, built.plan, manifest, reference, runner_factory)
+    _verify_and_publish(prep, built.choice, manifest, reference, runner_factory)
     if engine_cache is not None:
-        engine_cache.store(key, built.plan, manifest)
+        engine_cache.store(key, built.choice, manifest)
     return BuildResult(prep.plan_path, prep.manifest_path, manifest)
 
 
-def _cache_flags(prep: PreparedBuild, plan: PrecisionPlan, source: OnnxFacts) -> dict[str, Any]:
+def _cache_flags(prep: PreparedBuild, choice: PrecisionChoice, source: OnnxFacts) -> dict[str, Any]:
     """Everything that changes the engine; the engine-cache key hashes it."""
     r = prep.request
-    return {"precision": r.precision, "precision_plan": plan.to_dict(),
+    return {"precision": r.precision, "precision_choice": choice.to_dict(),
             "source_onnx_sha256": source.sha256,
             "profiles": [p.to_dict() for p in prep.profiles], "workspace_bytes": r.workspace_bytes,
             "optimization_level": r.optimization_level,
@@ -331,7 +328,7 @@ def _cache_flags(prep: PreparedBuild, plan: PrecisionPlan, source: OnnxFacts) ->
             "segdeploy_version": __version__}
 
 
-def _network_source(plan: PrecisionPlan, prep: PreparedBuild,
+def _network_source(choice: PrecisionChoice, prep: PreparedBuild,
                     source: OnnxFacts) -> tuple[ExportInfo, Path | bytes]:
     """(ExportInfo for the plan manifest, path or serialized bytes of the graph TensorRT parses).
 
@@ -340,7 +337,7 @@ def _network_source(plan: PrecisionPlan, prep: PreparedBuild,
     built from the FP32 graph (+ BuilderFlag.FP16), so the graph's own "fp32" must not leak
     into the manifest.
     """
-    if plan.onnx_source != "convert-to-fp16":
+    if choice.onnx_source != "convert-to-fp16":
         return dataclasses.replace(source.export, precision=prep.request.precision), source.path
     try:
         import onnx
@@ -361,7 +358,7 @@ def _publish(prep: PreparedBuild, plan_bytes: bytes, manifest: PlanManifest) -> 
     """Both files renamed into place together; on any error neither is."""
     with atomic_path(prep.plan_path) as tmp_plan, atomic_path(prep.manifest_path) as tmp_json:
         tmp_plan.write_bytes(plan_bytes)
-        tmp_json.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+        tmp_json.write_text(manifest_text(manifest))
 
 
 def _verify_and_publish(prep: PreparedBuild, plan_bytes: bytes, manifest: PlanManifest,
@@ -371,10 +368,11 @@ def _verify_and_publish(prep: PreparedBuild, plan_bytes: bytes, manifest: PlanMa
     with tempfile.TemporaryDirectory(dir=prep.plan_path.parent, prefix=".segdeploy-build-") as tmp:
         staged = Path(tmp) / prep.plan_path.name
         staged.write_bytes(plan_bytes)
-        manifest_path_for(staged).write_text(json.dumps(manifest.to_dict(), indent=2))
+        write_plan_manifest(staged, manifest)
         label = f"onnxruntime {reference.export.precision} ({reference.path.name})"
-        with factory(staged) as engine_runner:
-            summary = run_parity(OrtReference(reference.path), engine_runner,
+        with OnnxRuntimeRunner(reference.path, providers="cpu") as ort_runner, \
+                factory(staged) as engine_runner:
+            summary = run_parity(ort_runner, engine_runner,
                                  reference.export, prep.profiles,
                                  threshold=prep.request.parity_threshold, reference_label=label)
         manifest.parity = summary

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segdeploy.atomic import write_bytes_atomic, write_json_atomic
+from segdeploy.artifacts import plan_manifest_path, read_plan_manifest, write_plan_manifest
+from segdeploy.atomic import write_bytes_atomic
 from segdeploy.digest import sha256_bytes
 from segdeploy.errors import SegdeployError, UsageError
 from segdeploy.manifest import PlanManifest
@@ -63,7 +64,8 @@ class EngineCache:
         return self
 
     def paths(self, key: str) -> tuple[Path, Path]:
-        return self.folder / f"{key}.plan", self.folder / f"{key}.plan.json"
+        plan = self.folder / f"{key}.plan"
+        return plan, plan_manifest_path(plan)
 
     def lookup(self, key: str) -> tuple[bytes, PlanManifest] | None:
         """The cached plan and manifest, or None when absent, unreadable or inconsistent."""
@@ -71,7 +73,7 @@ class EngineCache:
         if not plan_path.is_file() or not manifest_path.is_file():
             return None
         try:
-            manifest = PlanManifest.from_dict(json.loads(manifest_path.read_text()))
+            manifest = read_plan_manifest(plan_path)
             plan = plan_path.read_bytes()
         except (OSError, ValueError, SegdeployError):
             return None
@@ -82,4 +84,4 @@ class EngineCache:
     def store(self, key: str, plan: bytes, manifest: PlanManifest) -> None:
         plan_path, manifest_path = self.paths(key)
         write_bytes_atomic(plan_path, plan)
-        write_json_atomic(manifest_path, manifest.to_dict())
+        write_plan_manifest(plan_path, manifest)

@@ -18,7 +18,7 @@ from typing import Any
 from segdeploy.atomic import write_bytes_atomic
 from segdeploy.errors import BuildError, DeviceError
 from segdeploy.build.precision import (
-    PrecisionPlan,
+    PrecisionChoice,
     TrtVersion,
     require_fp16_layers,
     summarize_engine_layers,
@@ -107,7 +107,7 @@ class BuildProgress:
         return [t.id for t in self.progress.tasks].index(task)
 
 
-def build_plan(trt: Any, version: TrtVersion, plan: PrecisionPlan, settings: EngineSettings,
+def build_plan(trt: Any, version: TrtVersion, choice: PrecisionChoice, settings: EngineSettings,
                onnx_input: Path | bytes) -> BuiltEngine:
     """Parse, configure and build; then inspect the engine (FP16 layers, I/O, profiles)."""
     with ExitStack() as stack:
@@ -117,15 +117,15 @@ def build_plan(trt: Any, version: TrtVersion, plan: PrecisionPlan, settings: Eng
         if builder is None:
             raise DeviceError("TensorRT could not create a builder (no usable GPU?)",
                               fix="check nvidia-smi. " + _log_tail(log_sink))
-        network = builder.create_network(_network_flags(trt, plan))
+        network = builder.create_network(_network_flags(trt, choice))
         parser = trt.OnnxParser(network, log_sink)  # must outlive the build (owns weights)
         parse_onnx(trt, version, parser, onnx_input)
-        network_fp16 = _network_fp16_layers(trt, network) if plan.strongly_typed else 0
+        network_fp16 = _network_fp16_layers(trt, network) if choice.strongly_typed else 0
         config = builder.create_builder_config()
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the inspector
         if settings.workspace_bytes:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, settings.workspace_bytes)
-        if "FP16" in plan.builder_flags:
+        if "FP16" in choice.builder_flags:
             _set_fp16_flag_trt8(trt, config)
         if settings.version_compatible:
             config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
@@ -211,10 +211,10 @@ def inspect_plan(trt: Any, log_sink: Any, plan_bytes: bytes,
     return BuiltEngine(plan_bytes, io, profiles, summary.to_dict())
 
 
-def _network_flags(trt: Any, plan: PrecisionPlan) -> int:
-    if not plan.strongly_typed:
+def _network_flags(trt: Any, choice: PrecisionChoice) -> int:
+    if not choice.strongly_typed:
         return _explicit_batch_flag_trt8(trt)
-    if "STRONGLY_TYPED" in plan.network_flags:
+    if "STRONGLY_TYPED" in choice.network_flags:
         return _strongly_typed_flag_trt10(trt)
     return 0  # TensorRT >= 11: every network is strongly typed
 

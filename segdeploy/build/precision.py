@@ -90,7 +90,7 @@ def trt_only(*, min_version: tuple[int, int] = (0, 0),
 
 
 @dataclass(frozen=True)
-class PrecisionPlan:
+class PrecisionChoice:
     """Which ONNX to parse and which TensorRT flags to set, for one version and precision."""
 
     #: "given": the ONNX the user passed; "fp32-sibling": MODEL.onnx beside MODEL.fp16.onnx;
@@ -111,8 +111,8 @@ class PrecisionPlan:
 
 
 def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
-                     fp32_sibling: bool = False) -> PrecisionPlan:
-    """The build plan for (TensorRT major, requested precision, precision of the given ONNX).
+                     fp32_sibling: bool = False) -> PrecisionChoice:
+    """The precision choice for (TensorRT major, requested precision, precision of the given ONNX).
 
     `fp32_sibling` says whether an FP32 ONNX of the same model lies beside a given FP16 one.
     """
@@ -135,22 +135,22 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
         # all (the STRONGLY_TYPED flag is deprecated there and ignored), so no flag is needed.
         flags = ("STRONGLY_TYPED",) if trt_major == 10 else ()
         if sibling_needed:
-            return PrecisionPlan("fp32-sibling", flags, (), True,
+            return PrecisionChoice("fp32-sibling", flags, (), True,
                                  "fp32 engine built from the FP32 ONNX beside the given one")
         if requested == "fp16" and onnx_precision == "fp32":
-            return PrecisionPlan("convert-to-fp16", flags, (), True,
+            return PrecisionChoice("convert-to-fp16", flags, (), True,
                                  "mixed-precision ONNX made from the given FP32 ONNX")
-        return PrecisionPlan("given", flags, (), True)
+        return PrecisionChoice("given", flags, (), True)
 
     # TensorRT 8.x: weakly typed; FP16 is a builder flag over the FP32 network.
     fp16 = ("FP16",) if requested == "fp16" else ()
     if sibling_needed or (requested == "fp16" and onnx_precision == "fp16" and fp32_sibling):
-        return PrecisionPlan("fp32-sibling", ("EXPLICIT_BATCH",), fp16, False,
+        return PrecisionChoice("fp32-sibling", ("EXPLICIT_BATCH",), fp16, False,
                              "TensorRT 8.x builds from the FP32 ONNX beside the given one")
     note = ""
     if onnx_precision == "fp16":
         note = "no FP32 ONNX beside the given float16 one: BuilderFlag.FP16 over the mixed graph"
-    return PrecisionPlan("given", ("EXPLICIT_BATCH",), fp16, False, note)
+    return PrecisionChoice("given", ("EXPLICIT_BATCH",), fp16, False, note)
 
 
 def check_opset(version: TrtVersion, opset: int) -> None:

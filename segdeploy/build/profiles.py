@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from segdeploy.dims import format_dims, parse_dims
 from segdeploy.errors import ArtifactError, UsageError
+from segdeploy.geometry import round_up
 from segdeploy.manifest import ExportInfo
 
 Shape = tuple[int, ...]
@@ -49,19 +51,12 @@ class ShapeProfile:
         return ",".join(f"{kind}={format_shape(shape)}" for kind, shape in self.shapes().items())
 
 
-def format_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+format_shape = format_dims
 
 
 def parse_shape(text: str) -> Shape:
-    """'1x3x512x512' -> (1, 3, 512, 512); every dimension a positive integer."""
-    parts = [p.strip() for p in str(text).strip().lower().split("x")]
-    valid = all(re.fullmatch(r"\d+", p) for p in parts)
-    if not valid or any(int(p) < 1 for p in parts):
-        raise UsageError(f"cannot read shape {text!r}",
-                         expected="positive integers joined by 'x', such as 1x3x512x512 (NxCxHxW)",
-                         fix="write shapes as NxCxHxW, e.g. min=1x3x128x128")
-    return tuple(int(p) for p in parts)
+    """'1x3x512x512' -> (1, 3, 512, 512): a profile shape is always NxCxHxW."""
+    return parse_dims(text, ranks=(4,), what="profile shape")
 
 
 def parse_profile(text: str) -> ShapeProfile:
@@ -119,15 +114,11 @@ class InputGeometry:
                 f"N >= 1, min <= opt <= max")
 
 
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
 def default_profile(geom: InputGeometry, *, max_batch: int = DEFAULT_MAX_BATCH,
                     max_side: int = DEFAULT_MAX_SIDE) -> ShapeProfile:
     """min: smallest accepted image, opt: the training size, max: `max_batch` x `max_side`."""
     m = geom.size_multiple
-    smallest = _round_up(geom.min_size, m)
+    smallest = round_up(geom.min_size, m)
     shapes: dict[str, list[int]] = {k: [] for k in KINDS}
     batch = geom.fixed(0)
     for kind, value in zip(KINDS, (1, 1, max(1, max_batch)), strict=True):
@@ -135,8 +126,8 @@ def default_profile(geom: InputGeometry, *, max_batch: int = DEFAULT_MAX_BATCH,
         shapes[kind].append(geom.fixed(1) or geom.in_channels)
     for axis, train in ((2, geom.train_size[0]), (3, geom.train_size[1])):
         fixed = geom.fixed(axis)
-        opt = _round_up(max(train, smallest), m)
-        values = (smallest, opt, _round_up(max(max_side, opt), m))
+        opt = round_up(max(train, smallest), m)
+        values = (smallest, opt, round_up(max(max_side, opt), m))
         for kind, value in zip(KINDS, values, strict=True):
             shapes[kind].append(fixed or value)
     return ShapeProfile(*(tuple(shapes[k]) for k in KINDS))

@@ -98,7 +98,7 @@ def _card(engines: tuple[str, ...], checkpoint: str | None):
     from segdeploy.errors import ArtifactError
 
     if engines:
-        from segdeploy.bench.backends import read_export_info
+        from segdeploy.artifacts import read_export_info
 
         try:
             return read_export_info(engines[0]).card

@@ -8,15 +8,25 @@ from typing import Any
 
 import click
 
+from segdeploy.artifacts import (
+    CHECKPOINT_SUFFIXES,
+    MANIFEST_SUFFIX,
+    ONNX_SUFFIXES,
+    PLAN_SUFFIXES,
+    plan_manifest_path,
+)
 from segdeploy.errors import ArtifactError, UsageError
+
+KNOWN_TYPES = ("a " + ", ".join(CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + PLAN_SUFFIXES)
+               + f" or {MANIFEST_SUFFIX} file")
 
 
 def describe_artifact(path: Path) -> dict[str, Any]:
     """Read a .pt checkpoint, an .onnx graph, a .plan (via its .plan.json) or a sidecar JSON."""
     if not path.exists():
-        raise UsageError(f"{path} does not exist", expected="a .pt, .onnx, .plan or .json file")
+        raise UsageError(f"{path} does not exist", expected=KNOWN_TYPES)
     suffix = path.suffix.lower()
-    if suffix in (".pt", ".pth"):
+    if suffix in CHECKPOINT_SUFFIXES:
         from segdeploy.reference_models.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(path)
@@ -24,10 +34,10 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         return {"kind": "segdeploy checkpoint", "parameters": n_params,
                 "card": ckpt.card.to_dict(),
                 "epoch": (ckpt.extra or {}).get("epoch")}
-    if suffix == ".onnx":
+    if suffix in ONNX_SUFFIXES:
         return _describe_onnx(path)
-    if suffix in (".plan", ".engine"):
-        sidecar = path.with_name(path.name + ".json")
+    if suffix in PLAN_SUFFIXES:
+        sidecar = plan_manifest_path(path)
         if not sidecar.exists():
             raise ArtifactError(f"{path} has no manifest {sidecar.name} beside it",
                                 fix="rebuild it with `segdeploy build MODEL.onnx`")
@@ -35,12 +45,12 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         info["kind"] = "TensorRT plan (manifest " + sidecar.name + ")"
         info["plan_bytes"] = path.stat().st_size
         return info
-    if suffix == ".json":
+    if suffix == MANIFEST_SUFFIX:
         info = _read_json(path)
         info.setdefault("kind", "JSON report")
         return info
     raise UsageError(f"unknown artifact type {suffix!r} for {path}",
-                     expected=".pt, .onnx, .plan/.engine or .json")
+                     expected=KNOWN_TYPES)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 
 Opset 18 (default) goes through torch's dynamo exporter with `dynamic_shapes`; opset 17
 (TensorRT 8.5/8.6) through the legacy TorchScript exporter with `dynamic_axes`, as
-DESIGN.md records. The model is wrapped first (`DeployWrapper`) so optional in-graph
+docs/ARCHITECTURE.md records. The model is wrapped first (`DeployWrapper`) so optional in-graph
 preprocessing (uint8 NHWC -> normalised float NCHW) and argmax (`mask`, int32) are part of
 the exported graph and of the PyTorch reference the parity check compares with.
 
 The example input has batch 2 and odd, non-square H and W: an example of batch 1 or a
-"nice" size lets torch.export specialise shapes (DESIGN.md).
+"nice" size lets torch.export specialise shapes (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

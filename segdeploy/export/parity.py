@@ -13,19 +13,23 @@ at the FP32 sizes for information (it must stay finite).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import UsageError
+from segdeploy.comparison import (
+    FP16_MIN_AGREEMENT,
+    FP32_RTOL,
+    fp32_tolerance,
+    logit_errors,
+    nontied,
+)
+from segdeploy.dims import parse_dims
 from segdeploy.imaging import as_hwc_uint8, normalize
 from segdeploy.manifest import ModelCard
 
-FP32_RTOL = 1e-4
-FP16_MIN_AGREEMENT = 0.995
 DEFAULT_CHECK_SIZES = ("1x{c}x97x131", "2x{c}x197x233", "1x{c}x512x512")  # c: the model's
 DEFAULT_MAX_SIDE = 1024
 
@@ -79,18 +83,11 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
     out: list[tuple[int, int, int]] = []
     notes: list[str] = []
     for spec in specs:
-        parts = [p for p in re.split(r"[x,\s]+", spec.strip().lower()) if p]
-        try:
-            nums = [int(p) for p in parts]
-        except ValueError:
-            nums = []
-        if len(nums) not in (2, 4) or min(nums, default=0) < 1:
-            raise UsageError(f"bad check size {spec!r}",
-                             expected="NxCxHxW (e.g. 2x3x197x233) or HxW, positive integers")
+        nums = parse_dims(spec, ranks=(4, 2), what="check size")
         n, h, w = (1, *nums) if len(nums) == 2 else (nums[0], nums[2], nums[3])
         if len(nums) == 4 and nums[1] != card.in_channels:
             notes.append(f"{spec}: the model takes {card.in_channels} channels; used those")
-        fixed = (n, _fit_side(h, card), _fit_side(w, card))
+        fixed = (n, *card.fit_size(h, w))
         if fixed[1:] != (h, w):
             notes.append(f"{spec}: {h}x{w} adjusted to {fixed[1]}x{fixed[2]} "
                          f"(min size {card.min_size}, multiple of {card.size_multiple})")
@@ -105,12 +102,6 @@ def default_sizes(card: ModelCard, max_side: int = DEFAULT_MAX_SIDE) -> list[str
     if max_side and f"1x{c}x{max_side}x{max_side}" not in sizes:
         sizes.append(f"1x{c}x{max_side}x{max_side}")
     return sizes
-
-
-def _fit_side(side: int, card: ModelCard) -> int:
-    m = max(1, card.size_multiple)
-    side = max(side, card.min_size)
-    return -(-side // m) * m
 
 
 def size_label(n: int, c: int, h: int, w: int) -> str:
@@ -203,12 +194,9 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: st
     if logits_ref.shape != logits_got.shape:
         return [ParityRow(graph, inputs, "logits", None, None, 0.0, 0.0, 0.0, 0,
                           f"shape {logits_ref.shape}", False)]
-    diff = np.abs(logits_ref.astype(np.float64) - logits_got.astype(np.float64))
-    finite = bool(np.all(np.isfinite(logits_got)))
-    scale = max(1.0, float(np.max(np.abs(logits_ref))))
-    tol = FP32_RTOL * scale
-    margin = _top2_margin(logits_ref)
-    nontied = margin >= 2 * tol
+    errors = logit_errors(logits_ref, logits_got)
+    tol = fp32_tolerance(logits_ref)
+    off_ties = nontied(logits_ref, tol)
     rows = []
     ref_arg = np.argmax(logits_ref, axis=1)
     for name, pred in (("logits", np.argmax(logits_got, axis=1)), ("mask", got.get("mask"))):
@@ -220,21 +208,24 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: st
             continue
         agree = pred == ref_arg
         a_all = float(agree.mean())
-        a_nt = float(agree[nontied].mean()) if nontied.any() else 1.0
-        max_abs = float(diff.max()) if name == "logits" and diff.size else None
-        p99 = float(np.percentile(diff, 99)) if name == "logits" and diff.size else None
-        if gate == "fp32":
-            threshold = f"max<={tol:.2g}, argmax=100% off ties"
-            ok = finite and a_nt == 1.0 and (max_abs is None or max_abs <= tol)
-        elif gate == "fp16":
-            threshold = f"argmax>={FP16_MIN_AGREEMENT:.1%}"
-            ok = finite and a_all >= FP16_MIN_AGREEMENT
-        else:
-            threshold = "info (finite)"
-            ok = None if finite else False
+        a_nt = float(agree[off_ties].mean()) if off_ties.any() else 1.0
+        max_abs = errors.max_abs if name == "logits" and logits_ref.size else None
+        p99 = errors.p99_abs if name == "logits" and logits_ref.size else None
+        threshold, ok = _judge(gate, errors.finite, a_all, a_nt, max_abs, tol)
         rows.append(ParityRow(graph, inputs, name, max_abs, p99, a_all, a_nt,
-                              float(1.0 - nontied.mean()), int(agree.size), threshold, ok))
+                              float(1.0 - off_ties.mean()), int(agree.size), threshold, ok))
     return rows
+
+
+def _judge(gate: str, finite: bool, a_all: float, a_nontied: float, max_abs: float | None,
+           tol: float) -> tuple[str, bool | None]:
+    """The threshold text and verdict of one row (None: information only)."""
+    if gate == "fp32":
+        return (f"max<={tol:.2g}, argmax=100% off ties",
+                finite and a_nontied == 1.0 and (max_abs is None or max_abs <= tol))
+    if gate == "fp16":
+        return f"argmax>={FP16_MIN_AGREEMENT:.1%}", finite and a_all >= FP16_MIN_AGREEMENT
+    return "info (finite)", None if finite else False
 
 
 def merge(batches_ref: list[dict[str, np.ndarray]], batches_got: list[dict[str, np.ndarray]]
@@ -252,29 +243,21 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 1, 1)
 
 
-def _top2_margin(logits: np.ndarray) -> np.ndarray:
-    if logits.shape[1] < 2:
-        return np.full(logits.shape[:1] + logits.shape[2:], np.inf)
-    top2 = np.partition(logits, -2, axis=1)
-    return (top2[:, -1] - top2[:, -2]).astype(np.float64)
-
-
 # ---------------------------------------------------------------------------- runners
 
-def onnx_runner(path: str, *, threads: int = 0) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    """input -> {output name: array} with ONNX Runtime's CPU provider."""
-    import onnxruntime as ort
+def onnx_runner(path: str, *, threads: int | None = None
+                ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """input -> {output name: array} with ONNX Runtime's CPU provider (an OnnxRuntimeRunner,
+    kept active for the caller's lifetime of the closure)."""
+    from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    runner = OnnxRuntimeRunner(path, providers="cpu", threads=threads).activate()
+    input_name = next(iter(runner.input_specs()))
 
     def run(x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(names, session.run(names, {"input": x}), strict=True))
+        return runner.infer({input_name: x})
 
+    run.runner = runner  # type: ignore[attr-defined]  # for callers that close it early
     return run
 
 

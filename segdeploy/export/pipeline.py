@@ -19,7 +19,7 @@ import onnx
 
 from segdeploy.atomic import atomic_path, check_output_path
 from segdeploy.errors import ParityError, UsageError
-from segdeploy.export import parity as P
+from segdeploy.export import parity
 from segdeploy.export.findings import Finding
 from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
 from segdeploy.export.sources import SourceFacts
@@ -35,7 +35,7 @@ class ExportOptions:
     with_preprocess: bool = False
     with_argmax: bool = False
     check_sizes: list[str] | None = None
-    max_side: int = P.DEFAULT_MAX_SIDE
+    max_side: int = parity.DEFAULT_MAX_SIDE
     trust_code: bool = False
     facts: SourceFacts = field(default_factory=SourceFacts)
     data: str | None = None
@@ -50,7 +50,7 @@ class ExportResult:
     parity_path: Path
     info: ExportInfo
     info_fp16: ExportInfo | None
-    parity: P.ParityReport
+    parity: parity.ParityReport
     findings: list[Finding]
     timings: dict[str, float]
     notes: list[str]
@@ -67,166 +67,222 @@ def output_paths(source: Path, output: str | None, fp16: bool) -> tuple[Path, Pa
             Path(f"{base}.parity.json"))
 
 
+@dataclass
+class _Stage:
+    """What every stage of one export shares: options, progress bar, timings, temp files."""
+
+    opts: ExportOptions
+    console: Any
+    bar: Any
+    task: Any
+    stack: contextlib.ExitStack
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    t: float = field(default_factory=time.perf_counter)
+
+    def say(self, text: str) -> None:
+        self.bar.update(self.task, description=text)
+
+    def done(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.t, 3)
+        self.t = now
+        self.bar.advance(self.task)
+
+    def checked(self, path: Path, names: list[str], label: str) -> None:
+        found = _checks(path, names, self.opts.trt_check, label)
+        _fail_on_findings(self.console, found, f"the {label.upper()} graph")
+        self.findings += found
+
+
+@dataclass
+class _Graphs:
+    """The exported graphs (temporary paths until the export succeeds) and their metadata."""
+
+    names: list[str]
+    info: ExportInfo
+    tmp32: Path
+    info16: ExportInfo | None = None
+    fp16_reasons: dict[str, str] | None = None
+    run16: Any = None
+
+
 def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
                console: Any = None, progress: bool = False) -> ExportResult:
     """Export `source_path`; raise ExportError / ParityError (after printing) on failure."""
-    from segdeploy.export import onnx_export as E
+    from segdeploy.export import onnx_export
     from segdeploy.export.sources import load_source
 
     opts = options or ExportOptions()
-    if opts.opset not in E.SUPPORTED_OPSETS:
+    if opts.opset not in onnx_export.SUPPORTED_OPSETS:
         raise UsageError(f"--opset {opts.opset} is not supported",
                          expected="17 (TensorRT 8.5/8.6) or 18 (default)")
     src_path = Path(source_path)
     onnx_path, fp16_path, parity_path = output_paths(src_path, opts.output, opts.fp16)
-    timings: dict[str, float] = {}
-    notes: list[str] = []
     steps = 6 + (2 if opts.fp16 else 0)
     with _progress(console, progress) as bar, contextlib.ExitStack() as stack:
-        task = bar.add_task("loading", total=steps)
-
-        def step(name: str, t0: float) -> float:
-            now = time.perf_counter()
-            timings[name] = round(now - t0, 3)
-            bar.advance(task)
-            return now
-
-        t = t_start = time.perf_counter()
+        stage = _Stage(opts, console, bar, bar.add_task("loading", total=steps), stack)
+        t_start = stage.t
         src = load_source(src_path, trust_code=opts.trust_code, facts=opts.facts)
-        notes += src.notes
-        card = src.card
-        wrapper = E.DeployWrapper(src.model, mean=card.mean, std=card.std,
-                                  preprocess=opts.with_preprocess,
-                                  argmax=opts.with_argmax).eval()
-        names = E.output_names(opts.with_argmax)
-        t = step("load", t)
-
-        bar.update(task, description=f"exporting FP32 ONNX (opset {opts.opset})")
-        model = E.export_onnx(wrapper, card, opset=opts.opset, kind=src.kind)
-        info = ExportInfo(
-            card=card, output_names=names,
-            input_dtype="uint8" if opts.with_preprocess else "float32",
-            preprocess_in_graph=opts.with_preprocess, argmax_in_graph=opts.with_argmax,
-            precision="fp32", opset=opts.opset, source_sha256=src.sha256,
-            input_layout="NHWC" if opts.with_preprocess else "NCHW")
-        E.set_metadata(model, info.to_metadata_props())
-        tmp32 = stack.enter_context(atomic_path(onnx_path))
-        onnx.save(model, str(tmp32))
-        del model
-        t = step("export_fp32", t)
-
-        bar.update(task, description="checking the FP32 graph")
-        findings = _checks(tmp32, names, opts.trt_check, "fp32")
-        _fail_on_findings(console, findings, "the FP32 graph")
-        t = step("check_fp32", t)
-
-        bar.update(task, description="loading sample images")
-        images, source_desc = P.real_images(card, dataset=opts.data, limit=opts.fp16_images)
-        if not images:
-            notes.append(f"real images unavailable: {source_desc}; used synthetic smooth images")
-            h, w = E.example_size(card)
-            images = list(P.synthetic_images(8, max(h, 129), max(w, 161), card.in_channels))
-            source_desc = f"synthetic x{len(images)} ({images[0].shape[0]}x" \
-                          f"{images[0].shape[1]})"
-        real_feeds = [P.graph_input(b, card, preprocess=opts.with_preprocess)
-                      for b in P.batches(images)]
-        t = step("images", t)
-
-        fp16_reasons: dict[str, str] | None = None
-        info16 = None
-        run16 = None
+        stage.notes += src.notes
+        wrapper = onnx_export.DeployWrapper(src.model, mean=src.card.mean, std=src.card.std,
+                                            preprocess=opts.with_preprocess,
+                                            argmax=opts.with_argmax).eval()
+        stage.done("load")
+        graphs = _export_fp32(stage, src, wrapper, onnx_path)
+        real_feeds, source_desc = _sample_feeds(stage, src.card)
         if opts.fp16 and fp16_path is not None:
-            from segdeploy.export.fp16 import convert_to_mixed_fp16
-
-            bar.update(task, description="converting to mixed FP16")
-            model32 = onnx.load(str(tmp32))
-            model16, fp16_reasons = convert_to_mixed_fp16(
-                model32, [{"input": f} for f in real_feeds[:2]], bound=opts.fp16_bound)
-            del model32
-            info16 = ExportInfo.from_dict({**info.to_dict(), "precision": "fp16",
-                                           "fp32_nodes": fp16_reasons})
-            E.set_metadata(model16, info16.to_metadata_props())
-            tmp16 = stack.enter_context(atomic_path(fp16_path))
-            onnx.save(model16, str(tmp16))
-            del model16
-            t = step("convert_fp16", t)
-            bar.update(task, description="checking the FP16 graph")
-            f16 = _checks(tmp16, names, opts.trt_check, "fp16")
-            _fail_on_findings(console, f16, "the FP16 graph")
-            findings += f16
-            run16 = P.onnx_runner(str(tmp16))
-            t = step("check_fp16", t)
-
-        report = P.ParityReport(fp16_images=source_desc)
-        specs = opts.check_sizes or P.default_sizes(card, opts.max_side)
-        sizes, size_notes = P.parse_sizes(specs, card)
-        report.notes += size_notes
-        ref = P.torch_runner(wrapper, names)
-        run32 = P.onnx_runner(str(tmp32))
-        for i, (n, h, w) in enumerate(sizes):
-            bar.update(task, description=f"parity at {n}x{card.in_channels}x{h}x{w}")
-            x = P.graph_input(P.synthetic_images(n, h, w, card.in_channels, seed=i + 1), card,
-                              preprocess=opts.with_preprocess)
-            label = P.size_label(n, card.in_channels, h, w)
-            expected = ref(x)
-            report.rows += _timed(P.compare, expected, run32, x, graph="fp32", inputs=label,
-                                  gate="fp32")
-            if run16 is not None:
-                report.rows += _timed(P.compare, expected, run16, x, graph="fp16",
-                                      inputs=label, gate="info")
-            del expected
-        t = step("parity_sizes", t)
-
-        bar.update(task, description="parity on sample images")
-        expected_all = [ref(f) for f in real_feeds]
-        for graph, runner, gate in (("fp32", run32, "fp32"), ("fp16", run16, "fp16")):
-            if runner is None:
-                continue
-            t0 = time.perf_counter()
-            got = [runner(f) for f in real_feeds]
-            a, b = P.merge(expected_all, got)
-            rows = P.compare(a, b, graph=graph, inputs=source_desc, gate=gate)
-            for r in rows:
-                r.seconds = round(time.perf_counter() - t0, 3)
-            report.rows += rows
-        t = step("parity_images", t)
-        timings["total"] = round(time.perf_counter() - t_start, 3)
-        del run32, run16
-
-        if console is not None:
-            from segdeploy.export.report import print_report
-
-            print_report(console, parity=report, findings=findings, fp32_nodes=fp16_reasons,
-                         notes=notes)
-        if not report.passed:
-            bad = report.failures()[0]
-            raise ParityError(
-                f"{len(report.failures())} parity check(s) failed, e.g. the {bad.graph} graph "
-                f"on {bad.inputs} ({bad.output}: argmax agreement "
-                f"{bad.argmax_agreement:.3%}, max |diff| {_num(bad.max_abs)}; gate "
-                f"{bad.threshold})",
-                fix="see the table above; no files were written. For FP16, raise precision "
-                    "with a lower --fp16-bound, or use --no-fp16")
+            _convert_fp16(stage, graphs, real_feeds, fp16_path)
+        report = _parity(stage, src.card, wrapper, graphs, real_feeds, source_desc)
+        stage.timings["total"] = round(time.perf_counter() - t_start, 3)
+        _judge(stage, report, graphs)
         if fp16_path is None and Path(f"{onnx_path.with_suffix('')}.fp16.onnx").exists():
-            notes.append("an older FP16 file exists beside the output and was not updated "
-                         "(--no-fp16)")
-        tmp_json = stack.enter_context(atomic_path(parity_path))
+            stage.notes.append("an older FP16 file exists beside the output and was not "
+                               "updated (--no-fp16)")
         payload = {"source": str(src_path), "source_kind": src.kind,
                    "onnx": onnx_path.name, "fp16_onnx": fp16_path.name if fp16_path else None,
-                   "opset": opts.opset, "fp16_bound": opts.fp16_bound, "timings_s": timings,
-                   "fp32_nodes": fp16_reasons or {}, "findings": [f.to_dict() for f in findings],
-                   "notes": notes, "parity": report.to_dict(), "export": info.to_dict()}
+                   "opset": opts.opset, "fp16_bound": opts.fp16_bound,
+                   "timings_s": stage.timings, "fp32_nodes": graphs.fp16_reasons or {},
+                   "findings": [f.to_dict() for f in stage.findings], "notes": stage.notes,
+                   "parity": report.to_dict(), "export": graphs.info.to_dict()}
+        tmp_json = stack.enter_context(atomic_path(parity_path))
         tmp_json.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
         # leaving the ExitStack renames every temporary file to its final name
-    return ExportResult(onnx_path, fp16_path, parity_path, info, info16, report, findings,
-                        timings, notes)
+    return ExportResult(onnx_path, fp16_path, parity_path, graphs.info, graphs.info16, report,
+                        stage.findings, stage.timings, stage.notes)
+
+
+def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Graphs:
+    """torch -> FP32 ONNX with metadata, written to a temporary path and checked."""
+    from segdeploy.export import onnx_export
+
+    opts, card = stage.opts, src.card
+    names = onnx_export.output_names(opts.with_argmax)
+    stage.say(f"exporting FP32 ONNX (opset {opts.opset})")
+    model = onnx_export.export_onnx(wrapper, card, opset=opts.opset, kind=src.kind)
+    info = ExportInfo(
+        card=card, output_names=names,
+        input_dtype="uint8" if opts.with_preprocess else "float32",
+        preprocess_in_graph=opts.with_preprocess, argmax_in_graph=opts.with_argmax,
+        precision="fp32", opset=opts.opset, source_sha256=src.sha256,
+        input_layout="NHWC" if opts.with_preprocess else "NCHW")
+    onnx_export.set_metadata(model, info.to_metadata_props())
+    tmp32 = stage.stack.enter_context(atomic_path(onnx_path))
+    onnx.save(model, str(tmp32))
+    del model
+    stage.done("export_fp32")
+    stage.say("checking the FP32 graph")
+    stage.checked(tmp32, names, "fp32")
+    stage.done("check_fp32")
+    return _Graphs(names=names, info=info, tmp32=tmp32)
+
+
+def _sample_feeds(stage: _Stage, card: Any) -> tuple[list[np.ndarray], str]:
+    """Graph inputs made from real images of the model's data (synthetic when unavailable)."""
+    from segdeploy.export.onnx_export import example_size
+
+    stage.say("loading sample images")
+    opts = stage.opts
+    images, source_desc = parity.real_images(card, dataset=opts.data, limit=opts.fp16_images)
+    if not images:
+        stage.notes.append(f"real images unavailable: {source_desc}; used synthetic smooth "
+                           "images")
+        h, w = example_size(card)
+        images = list(parity.synthetic_images(8, max(h, 129), max(w, 161), card.in_channels))
+        source_desc = f"synthetic x{len(images)} ({images[0].shape[0]}x{images[0].shape[1]})"
+    feeds = [parity.graph_input(b, card, preprocess=opts.with_preprocess)
+             for b in parity.batches(images)]
+    stage.done("images")
+    return feeds, source_desc
+
+
+def _convert_fp16(stage: _Stage, graphs: _Graphs, real_feeds: list[np.ndarray],
+                  fp16_path: Path) -> None:
+    """FP32 -> mixed FP16 (activation ranges measured on the real feeds), written and checked."""
+    from segdeploy.export import onnx_export
+    from segdeploy.export.fp16 import convert_to_mixed_fp16
+
+    stage.say("converting to mixed FP16")
+    model32 = onnx.load(str(graphs.tmp32))
+    model16, graphs.fp16_reasons = convert_to_mixed_fp16(
+        model32, [{"input": f} for f in real_feeds[:2]], bound=stage.opts.fp16_bound)
+    del model32
+    graphs.info16 = ExportInfo.from_dict({**graphs.info.to_dict(), "precision": "fp16",
+                                          "fp32_nodes": graphs.fp16_reasons})
+    onnx_export.set_metadata(model16, graphs.info16.to_metadata_props())
+    tmp16 = stage.stack.enter_context(atomic_path(fp16_path))
+    onnx.save(model16, str(tmp16))
+    del model16
+    stage.done("convert_fp16")
+    stage.say("checking the FP16 graph")
+    stage.checked(tmp16, graphs.names, "fp16")
+    graphs.run16 = parity.onnx_runner(str(tmp16))
+    stage.done("check_fp16")
+
+
+def _parity(stage: _Stage, card: Any, wrapper: Any, graphs: _Graphs,
+            real_feeds: list[np.ndarray], source_desc: str) -> parity.ParityReport:
+    """ONNX Runtime vs PyTorch at the check sizes (synthetic) and on the sample images."""
+    opts = stage.opts
+    report = parity.ParityReport(fp16_images=source_desc)
+    specs = opts.check_sizes or parity.default_sizes(card, opts.max_side)
+    sizes, size_notes = parity.parse_sizes(specs, card)
+    report.notes += size_notes
+    ref = parity.torch_runner(wrapper, graphs.names)
+    run32, run16 = parity.onnx_runner(str(graphs.tmp32)), graphs.run16
+    for i, (n, h, w) in enumerate(sizes):
+        stage.say(f"parity at {n}x{card.in_channels}x{h}x{w}")
+        x = parity.graph_input(parity.synthetic_images(n, h, w, card.in_channels, seed=i + 1),
+                               card, preprocess=opts.with_preprocess)
+        label = parity.size_label(n, card.in_channels, h, w)
+        expected = ref(x)
+        report.rows += _timed(parity.compare, expected, run32, x, graph="fp32", inputs=label,
+                              gate="fp32")
+        if run16 is not None:
+            report.rows += _timed(parity.compare, expected, run16, x, graph="fp16",
+                                  inputs=label, gate="info")
+        del expected
+    stage.done("parity_sizes")
+    stage.say("parity on sample images")
+    expected_all = [ref(f) for f in real_feeds]
+    for graph, runner in (("fp32", run32), ("fp16", run16)):
+        if runner is None:
+            continue
+        t0 = time.perf_counter()
+        a, b = parity.merge(expected_all, [runner(f) for f in real_feeds])
+        rows = parity.compare(a, b, graph=graph, inputs=source_desc, gate=graph)
+        for r in rows:
+            r.seconds = round(time.perf_counter() - t0, 3)
+        report.rows += rows
+    stage.done("parity_images")
+    graphs.run16 = None  # close the FP16 session before the files are renamed
+    return report
+
+
+def _judge(stage: _Stage, report: parity.ParityReport, graphs: _Graphs) -> None:
+    """Print the report; a failed gate raises (and the ExitStack removes every temp file)."""
+    if stage.console is not None:
+        from segdeploy.export.report import print_report
+
+        print_report(stage.console, parity=report, findings=stage.findings,
+                     fp32_nodes=graphs.fp16_reasons, notes=stage.notes)
+    if not report.passed:
+        bad = report.failures()[0]
+        raise ParityError(
+            f"{len(report.failures())} parity check(s) failed, e.g. the {bad.graph} graph "
+            f"on {bad.inputs} ({bad.output}: argmax agreement "
+            f"{bad.argmax_agreement:.3%}, max |diff| {_num(bad.max_abs)}; gate "
+            f"{bad.threshold})",
+            fix="see the table above; no files were written. For FP16, raise precision "
+                "with a lower --fp16-bound, or use --no-fp16")
 
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.3g}"
 
 
-def _timed(compare, expected, runner, x, **kw) -> list[P.ParityRow]:
+def _timed(compare, expected, runner, x, **kw) -> list[parity.ParityRow]:
     t0 = time.perf_counter()
     rows = compare(expected, runner(x), **kw)
     for r in rows:

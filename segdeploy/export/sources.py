@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from segdeploy.artifacts import ONNX_SUFFIXES, PLAN_SUFFIXES
 from segdeploy.digest import sha256_file
 from segdeploy.errors import CheckpointError, UsageError
 from segdeploy.manifest import ModelCard
@@ -71,7 +72,7 @@ def detect_kind(path: Path) -> str:
                               else f"{path} is not a file",
                               expected="a segdeploy checkpoint (.pt), TorchScript archive or .pt2",
                               fix="check the path")
-    if path.suffix in (".onnx", ".plan", ".engine"):
+    if path.suffix.lower() in ONNX_SUFFIXES + PLAN_SUFFIXES:
         raise UsageError(f"{path} is already an exported {path.suffix[1:]} file",
                          expected="a PyTorch checkpoint, TorchScript archive or .pt2",
                          fix="build an ONNX file with `segdeploy build`, or export the .pt")

@@ -6,7 +6,7 @@ by concatenation, 1x1 classifier. `batch_norm=True` adds BN after each conv (the
 none; BN trains faster from scratch, set False for the original).
 
 - `unet`: padded convs, output = input size for any H, W >= 2**depth. The up-sampled map is
-  resized to the skip's size with F.interpolate(size=skip.shape[-2:]) (an identity when the
+  resized to the skip's size with functional.interpolate(size=skip.shape[-2:]) (an identity when the
   sizes already match): unlike pad-then-crop this exports to ONNX with dynamic H/W.
 - `unet_valid`: unpadded convs, skips centre-cropped at the constant offsets of
   segdeploy.geometry; output side = geometry.unet_valid_output_size(side), centred
@@ -16,8 +16,8 @@ none; BN trains faster from scratch, set False for the original).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from segdeploy.errors import ModelError
 from segdeploy.geometry import unet_valid_crop_offsets, unet_valid_min_input_size
@@ -99,7 +99,8 @@ class UNet(nn.Module):
                 o = self.crop_offsets[j]
                 skip = skip[:, :, o:o + y.shape[2], o:o + y.shape[3]]
             else:
-                y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                y = functional.interpolate(y, size=skip.shape[-2:], mode="bilinear",
+                                           align_corners=False)
             x = dec(torch.cat([skip, y], dim=1))
         return self.head(x)
 

@@ -8,47 +8,26 @@ is wrong and how to fix it (rebuild with `segdeploy build`), and are tested with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
+from segdeploy.artifacts import (
+    PLAN_SUFFIXES,
+    plan_manifest_path,
+    read_plan_manifest,
+)
+from segdeploy.artifacts import rebuild_hint as _rebuild_hint
 from segdeploy.digest import sha256_file
 from segdeploy.errors import ArtifactError
 from segdeploy.manifest import PlanManifest
 
-PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+# the shared artifact facts, re-exported for the runtime's callers
+__all__ = ["PLAN_SUFFIXES", "manifest_path", "read_plan_manifest", "check_plan_file",
+           "check_plan_compat", "check_tensorrt_version", "check_compute_capability",
+           "parse_version"]
 
-
-def manifest_path(plan: str | os.PathLike[str]) -> Path:
-    """`model.plan` -> `model.plan.json` (the sidecar `segdeploy build` writes)."""
-    plan = Path(plan)
-    return plan.with_name(plan.name + ".json")
-
-
-def _rebuild_hint(plan: Path, manifest: PlanManifest | None = None) -> str:
-    source = "MODEL.onnx"
-    if manifest is not None and manifest.onnx_sha256:
-        source += f" (the plan came from an ONNX with sha256 {manifest.onnx_sha256[:12]}...)"
-    return f"rebuild {plan.name} on this machine: `segdeploy build {source}`"
-
-
-def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
-    """Load the sidecar of `plan`; a missing or unreadable sidecar is an ArtifactError."""
-    plan = Path(plan)
-    sidecar = manifest_path(plan)
-    if not sidecar.is_file():
-        raise ArtifactError(
-            f"{plan} has no manifest {sidecar.name} next to it",
-            expected="the .plan.json sidecar that `segdeploy build` writes with every plan "
-                     "(TensorRT version, GPU, profiles, model metadata)",
-            fix=_rebuild_hint(plan))
-    try:
-        data = json.loads(sidecar.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"manifest {sidecar} is unreadable ({exc})",
-                            fix=_rebuild_hint(plan)) from exc
-    return PlanManifest.from_dict(data)
+manifest_path = plan_manifest_path
 
 
 def check_plan_file(plan: str | os.PathLike[str], manifest: PlanManifest | None, *,

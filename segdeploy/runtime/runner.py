@@ -12,12 +12,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from segdeploy.errors import InputError, UsageError
 from segdeploy.runtime.device_arrays import DeviceView, as_host_array, device_view
+
+RunnerT = TypeVar("RunnerT", bound="Runner")
 
 Shape = tuple[int, ...]
 #: one optimisation profile of one input: (min, opt, max) shapes
@@ -157,7 +159,7 @@ class Runner(abc.ABC):
     def is_active(self) -> bool:
         return self._active
 
-    def activate(self) -> Runner:
+    def activate(self: RunnerT) -> RunnerT:
         """Open the session / engine; a second call is a no-op."""
         if not self._active:
             self._activate()
@@ -173,8 +175,9 @@ class Runner(abc.ABC):
 
     close = deactivate
 
-    def __enter__(self) -> Runner:
-        return self.activate()
+    def __enter__(self: RunnerT) -> RunnerT:
+        self.activate()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.deactivate()

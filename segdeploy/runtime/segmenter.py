@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.artifacts import PLAN_SUFFIXES, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
-from segdeploy.runtime.plan_compat import PLAN_SUFFIXES, read_plan_manifest
 from segdeploy.runtime.preprocess import (
-    PadPlan,
+    PadLayout,
     SizeBox,
     argmax_classes,
+    choose_padding,
     crop_offsets,
-    plan_padding,
     reflect_pad,
     size_boxes,
     to_model_input,
@@ -211,7 +211,7 @@ class Segmenter:
 
         def centres(tiles: np.ndarray) -> np.ndarray:
             out = self._infer_batch(tiles, "mask")
-            start = crop_offsets(PadPlan(oy, oy, ox, ox, self._boxes[0]), grid.tile,
+            start = crop_offsets(PadLayout(oy, oy, ox, ox, self._boxes[0]), grid.tile,
                                  out.shape[-2:], (sy, sx))
             if start is None:
                 raise UsageError(f"overlap {oy}x{ox} is smaller than the {self._margin} "
@@ -257,12 +257,12 @@ class Segmenter:
         """Pad, infer and crop an N x H x W x C uint8 batch: masks or logits over its pixels."""
         h, w = batch.shape[1:3]
         for _ in range(4):  # a valid-mode model may ask for more context than measured
-            plan = plan_padding(h, w, boxes=self._boxes, multiple=self._align,
+            layout = choose_padding(h, w, boxes=self._boxes, multiple=self._align,
                                 min_size=self.card.min_size, margin=self._margin,
                                 base=self._base)
-            padded = reflect_pad(batch, plan)
-            out = self._infer_batch(padded, want, plan.box)
-            start = crop_offsets(plan, padded.shape[1:3], out.shape[-2:], (h, w))
+            padded = reflect_pad(batch, layout)
+            out = self._infer_batch(padded, want, layout.box)
+            start = crop_offsets(layout, padded.shape[1:3], out.shape[-2:], (h, w))
             if start is not None:
                 return out[..., start[0]:start[0] + h, start[1]:start[1] + w]
             in_h, in_w = padded.shape[1:3]
@@ -298,12 +298,12 @@ class Segmenter:
     def _measure_margin(self) -> tuple[int, int]:
         """Context a "valid" model consumes per side, from one run on a small blank image."""
         size = max(self.card.min_size, 1)
-        plan = plan_padding(size, size, boxes=self._boxes, multiple=self._align,
+        layout = choose_padding(size, size, boxes=self._boxes, multiple=self._align,
                             min_size=self.card.min_size, base=self._base)
-        h, w = plan.input_size(size, size)
+        h, w = layout.input_size(size, size)
         try:
             out = self._infer_batch(np.zeros((1, h, w, self.channels), np.uint8), "logits",
-                                    plan.box)
+                                    layout.box)
         except SegdeployError:
             return (0, 0)  # the retry loop in _run_aligned finds it on the first image
         return (max((h - out.shape[-2] + 1) // 2, 0), max((w - out.shape[-1] + 1) // 2, 0))

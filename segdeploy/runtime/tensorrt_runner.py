@@ -151,7 +151,8 @@ class TensorRTRunner(Runner):
             raise errors[0]
 
     # -- specs -----------------------------------------------------------------------------
-    def _profiles(self, name: str) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    def _profiles(self, name: str
+                  ) -> tuple[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]:
         out = []
         for p in range(self.engine.num_optimization_profiles):
             lo, opt, hi = self.engine.get_tensor_profile_shape(name, p)
@@ -177,17 +178,18 @@ class TensorRTRunner(Runner):
 
     def _new_state(self) -> ThreadState:
         cm.use_device(self.device)  # the current device is per thread
-        state = ThreadState()
         # Under the lock: sizing walks every profile on the first context, and on TensorRT < 10
         # a profile serves one context at a time, so contexts must not race for them.
         with self._lock:
-            self._states.append(state)
-            state.stream = cm.Stream()
-            state.context = self.engine.create_execution_context()
-            if state.context is None:
+            stream = cm.Stream()
+            context = self.engine.create_execution_context()
+            if context is None:
+                stream.free()
                 raise DeviceError("TensorRT could not create an execution context "
                                   f"({'; '.join(self._logger.errors) or 'out of GPU memory?'})",
                                   fix="free GPU memory or use fewer threads")
+            state = ThreadState(stream, context)
+            self._states.append(state)
             # `segdeploy build` keeps DETAILED profiling in the plan (its FP16 check reads the
             # engine inspector); detailed NVTX ranges would slow every enqueue, so turn them down.
             trt = self._trt
@@ -351,9 +353,10 @@ class TensorRTRunner(Runner):
             nbytes = volume(state.context.get_tensor_shape(name)) * dtype.itemsize
             if nbytes <= state.device[name].nbytes:
                 continue
-            for buffers, kind in ((state.device, cm.DeviceBuffer), (state.host, cm.PinnedBuffer)):
-                buffers[name].free()
-                buffers[name] = kind(nbytes)
+            state.device[name].free()
+            state.device[name] = cm.DeviceBuffer(nbytes)
+            state.host[name].free()
+            state.host[name] = cm.PinnedBuffer(nbytes)
             self._set_address(state, name, state.device[name].ptr)
             for graph in state.graphs.values():  # they write to the old output address
                 if graph is not None:

@@ -26,11 +26,15 @@ def make_logger(trt: Any) -> Any:
 
 
 class ThreadState:
-    """Everything one thread needs to run the engine: context, stream, buffers, graphs."""
+    """Everything one thread needs to run the engine: context, stream, buffers, graphs.
 
-    def __init__(self) -> None:
-        self.context: Any = None
-        self.stream: cm.Stream | None = None
+    Made with its stream and execution context, so no method has to ask whether they exist;
+    `free` releases everything once."""
+
+    def __init__(self, stream: cm.Stream, context: Any) -> None:
+        self.stream = stream
+        self.context: Any = context
+        self.freed = False
         self.device: dict[str, cm.DeviceBuffer] = {}
         self.host: dict[str, cm.PinnedBuffer] = {}
         self.addresses: dict[str, int] = {}
@@ -54,21 +58,23 @@ class ThreadState:
         # execution in flight on the stream), then release in dependency order: graphs, the
         # context (it points at our buffers, and TensorRT wants contexts released before their
         # engine), the buffers, events, and the stream last.
-        if self.stream is not None:
-            try:
-                self.stream.synchronize()
-            except DeviceError:
-                pass  # a sticky CUDA error: freeing below still releases what it can
+        if self.freed:
+            return
+        self.freed = True
+        try:
+            self.stream.synchronize()
+        except DeviceError:
+            pass  # a sticky CUDA error: freeing below still releases what it can
         for graph in self.graphs.values():
             if graph is not None:
                 graph.free()
         self.graphs.clear()
         self.context = None
-        for buf in [*self.device.values(), *self.host.values(), *self.events]:
+        releasable: list[cm.DeviceBuffer | cm.PinnedBuffer | cm.Event] = [
+            *self.device.values(), *self.host.values(), *self.events]
+        for buf in releasable:
             buf.free()
         self.device.clear()
         self.host.clear()
         self.events.clear()
-        if self.stream is not None:
-            self.stream.free()
-            self.stream = None
+        self.stream.free()

@@ -16,14 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from segdeploy.errors import UsageError
+from segdeploy.geometry import round_down, round_up
 
-
-def round_up(value: int, multiple: int) -> int:
-    return -(-int(value) // multiple) * multiple
-
-
-def round_down(value: int, multiple: int) -> int:
-    return int(value) // multiple * multiple
+__all__ = ["round_down", "round_up", "as_pair", "tile_grid", "run_tiled"]
 
 
 def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -92,8 +87,10 @@ def run_tiled(image: np.ndarray, grid: TileGrid,
     step_w: what each tile predicts for its centre. Returns ... x H x W.
     """
     (top, bottom), (left, right) = grid.padding
-    mode = "reflect" if min(image.shape[:2]) > 1 else "edge"
-    padded = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode=mode)
+    if min(image.shape[:2]) > 1:
+        padded = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode="reflect")
+    else:
+        padded = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode="edge")
     th, tw = grid.tile
     sy, sx = grid.step
     origins = list(grid.origins())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segdeploy.dims import parse_dims
 from segdeploy.errors import UsageError
 
 OPTIMIZERS = ("adam", "sgd")
@@ -107,10 +108,7 @@ def parse_size(text: str | int | None) -> tuple[int, int] | None:
         s = str(text).strip().lower()
         if s in ("", "full", "none"):
             return None
-        try:
-            parts = [int(p) for p in s.split("x")]
-        except ValueError:
-            parts = []
+        parts = list(parse_dims(s, ranks=(1, 2), what="--image-size"))
         if len(parts) == 1:
             parts = parts * 2
     if len(parts) != 2 or min(parts) < 1:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from segdeploy.errors import UsageError
+from segdeploy.geometry import round_up
 from segdeploy.imaging import normalize
 from segdeploy.training.metrics import ConfusionMatrix
 
@@ -55,8 +56,7 @@ class Geometry:
             return m, hh - h - m, m, ww - w - m
 
         def grow(n: int) -> int:
-            n = max(n, self.min_size)
-            return -(-n // self.size_multiple) * self.size_multiple
+            return round_up(max(n, self.min_size), self.size_multiple)
 
         return 0, grow(h) - h, 0, grow(w) - w
 

@@ -22,7 +22,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from segdeploy.atomic import check_output_path
 from segdeploy.errors import CheckpointError, DataError, UsageError
-from segdeploy.training import distributed as D
+from segdeploy.training import distributed
 from segdeploy.training.batches import TrainCrops, check_same_size
 from segdeploy.training.config import TrainConfig
 from segdeploy.training.evaluate import Geometry, evaluate
@@ -47,18 +47,18 @@ class TrainResult:
 
 def train(cfg: TrainConfig, *, console=None) -> TrainResult:
     """Train `cfg.arch` on `cfg.data`; works alone and under torchrun."""
-    info = D.env_dist_info()
-    device = D.resolve_device(cfg.device, info)
-    joined = D.init_distributed(info, device)
+    info = distributed.env_dist_info()
+    device = distributed.resolve_device(cfg.device, info)
+    joined = distributed.init_distributed(info, device)
     try:
         return _Trainer(cfg, info, device, console).run()
     finally:
         if joined:
-            D.cleanup_distributed()
+            distributed.cleanup_distributed()
 
 
 class _Trainer:
-    def __init__(self, cfg: TrainConfig, info: D.DistInfo, device: torch.device, console):
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, device: torch.device, console):
         from rich.console import Console
 
         self.cfg, self.info, self.device = cfg, info, device
@@ -205,7 +205,7 @@ class _Trainer:
                 train_loss = self._train_epoch(epoch, bar)
                 metrics, val_loss = self._validate(epoch, bar)
                 self._finish_epoch(epoch, train_loss, val_loss, metrics, time.perf_counter() - te)
-        D.barrier(self.info)
+        distributed.barrier(self.info)
         seconds = time.perf_counter() - t0
         if self.main and not self.output.exists():
             self._say(f"note: no epoch of this run beat the best val mIoU {self.best_miou:.4f} "
@@ -264,12 +264,13 @@ class _Trainer:
                 total, count = total + value * x.shape[0], count + x.shape[0]
             bar.update(task, advance=1, info=f"loss {value:.4f}")
         bar.remove_task(task)
-        sums = D.all_reduce_sum(np.array([total, count], dtype=np.float64), self.info,
+        sums = distributed.all_reduce_sum(np.array([total, count], dtype=np.float64), self.info,
                                 self.device)
         return float(sums[0] / sums[1]) if sums[1] else float("nan")
 
     def _validate(self, epoch: int, bar) -> tuple[dict[str, Any], float]:
-        D.sync_buffers(self.model, self.info)  # every rank scores the weights rank 0 saves
+        # every rank scores the weights rank 0 saves
+        distributed.sync_buffers(self.model, self.info)
         mine = self.val_idx[self.info.rank::self.info.world_size]
         task = bar.add_task(f"val {epoch + 1}/{self.cfg.epochs}", total=len(mine), info="")
         cm, loss_sum, count = evaluate(
@@ -278,8 +279,8 @@ class _Trainer:
             device=self.device, loss_fn=self.loss_fn,
             on_step=lambda: bar.update(task, advance=1))
         bar.remove_task(task)
-        matrix = D.all_reduce_sum(cm.matrix, self.info, self.device)
-        sums = D.all_reduce_sum(np.array([loss_sum, count], dtype=np.float64), self.info,
+        matrix = distributed.all_reduce_sum(cm.matrix, self.info, self.device)
+        sums = distributed.all_reduce_sum(np.array([loss_sum, count], dtype=np.float64), self.info,
                                 self.device)
         metrics = ConfusionMatrix.from_matrix(matrix).compute()
         return metrics, float(sums[0] / sums[1]) if sums[1] else float("nan")

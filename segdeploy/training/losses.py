@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from segdeploy.errors import UsageError
 from segdeploy.imaging import IGNORE_INDEX
@@ -31,7 +31,7 @@ class DiceLoss(nn.Module):
         probs = logits.float().softmax(dim=1)
         valid = target != self.ignore_index
         safe = torch.where(valid, target, torch.zeros_like(target)).long()
-        onehot = F.one_hot(safe, k).permute(0, 3, 1, 2).to(probs.dtype)
+        onehot = functional.one_hot(safe, k).permute(0, 3, 1, 2).to(probs.dtype)
         w = valid.unsqueeze(1).to(probs.dtype)
         probs, onehot = probs * w, onehot * w
         dims = (0, 2, 3)

@@ -52,25 +52,14 @@ def default_sizes(native: tuple[int, int], card: ModelCard,
 def fit_size(size: tuple[int, int], card: ModelCard,
              max_size: tuple[int | None, int | None] = (None, None)) -> tuple[int, int]:
     """Raise to min_size, round up to size_multiple, clamp to an engine's largest profile."""
-    m = max(1, card.size_multiple)
-    out = []
-    for v, hi in zip(size, max_size, strict=True):
-        v = max(v, card.min_size)
-        v = -(-v // m) * m
-        if hi is not None and v > hi:
-            v = hi // m * m
-        out.append(v)
-    return out[0], out[1]
+    return card.fit_size(size[0], size[1], max_size=max_size)
 
 
 def check_size(size: tuple[int, int], card: ModelCard) -> None:
     h, w = size
-    m = max(1, card.size_multiple)
-    if min(h, w) < card.min_size or h % m or w % m:
+    if not card.accepts_size(h, w):
         raise UsageError(f"size {h}x{w} does not suit {card.arch}",
-                         expected=f"sides >= {card.min_size}"
-                                  + (f" and multiples of {m}" if m > 1 else ""),
-                         fix="choose other --sizes")
+                         expected=card.size_rule(), fix="choose other --sizes")
 
 
 def label_offset(card: ModelCard, in_hw: tuple[int, int], out_hw: tuple[int, int]

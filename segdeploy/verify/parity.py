@@ -13,16 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.comparison import GATES, gate_for
+from segdeploy.dims import parse_dims_list
 from segdeploy.errors import InputError, UsageError
 from segdeploy.training.metrics import ConfusionMatrix
 
 #: log-spaced histogram of |error| for a bounded-memory p99 (2.3 % relative resolution)
 _EDGES = np.logspace(-12, 4, 1601)
 
-#: default thresholds by engine precision: agreement in %, mIoU drop in points (None: unchecked)
+#: default thresholds by engine precision (segdeploy.comparison.GATES): agreement in %,
+#: mIoU drop in points (None: unchecked)
 DEFAULT_THRESHOLDS: dict[str, tuple[float, float | None]] = {
-    "fp32": (99.9, None),
-    "fp16": (99.5, 0.5),
+    name: (gate.min_agreement_percent, gate.max_miou_drop) for name, gate in GATES.items()
 }
 
 
@@ -37,8 +39,7 @@ class Thresholds:
     def for_precision(cls, precision: str, *, min_agreement: float | None = None,
                       max_miou_drop: float | None = None) -> Thresholds:
         """Defaults read from the engine's precision; the user's values win where given."""
-        key = "fp16" if "16" in (precision or "").lower() else "fp32"
-        agree, drop = DEFAULT_THRESHOLDS[key]
+        agree, drop = DEFAULT_THRESHOLDS[gate_for(precision).precision]
         out = cls(agree if min_agreement is None else float(min_agreement),
                   drop if max_miou_drop is None else float(max_miou_drop))
         if not 0.0 <= out.min_agreement <= 100.0:
@@ -153,19 +154,6 @@ def check_thresholds(result: dict[str, Any], thresholds: Thresholds) -> list[str
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """'97x131,197x233' -> [(97, 131), (197, 233)] (H x W), rejecting anything else clearly."""
-    sizes = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            h, w = (int(v) for v in part.lower().split("x"))
-        except ValueError:
-            raise UsageError(f"size {part!r} is not HxW", expected="sizes like 97x131,197x233",
-                             fix="separate height and width by 'x' and sizes by ','") from None
-        if h < 1 or w < 1:
-            raise UsageError(f"size {part!r} is empty", expected="positive height and width")
-        sizes.append((h, w))
-    if not sizes:
-        raise UsageError("no sizes given", expected="sizes like 97x131,197x233")
-    return sizes
+    """'97x131,2x3x197x233' -> [(97, 131), (197, 233)]: H x W, or NxCxHxW as export reads it
+    (segdeploy.dims), rejecting anything else clearly."""
+    return [(dims[-2], dims[-1]) for dims in parse_dims_list(text, ranks=(2, 4), what="size")]

@@ -234,7 +234,7 @@ def test_plan_manifest_round_trip_with_build_fields():
                                          (4, 3, 64, 64)).to_dict()}],
         io=[{"name": "input", "mode": "input", "dtype": "float32", "shape": [-1, 3, -1, -1]}],
         onnx_sha256="ab" * 32, gpu_name="Orin", compute_capability="8.7", cuda_version="12.6",
-        build_flags={"precision_plan": {"onnx_source": "given"}, "version_compatible": False,
+        build_flags={"precision_choice": {"onnx_source": "given"}, "version_compatible": False,
                      "layers": {"by_precision": {"fp16": 2}}},
         build_seconds=12.5, parity={"passed": True, "min_agreement": 0.999}, plan_sha256="cd")
     again = PlanManifest.from_dict(json.loads(json.dumps(manifest.to_dict())))
@@ -271,7 +271,8 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     import onnx
 
     from segdeploy.build.engine_build import _network_source
-    from segdeploy.build.smoke_parity import OrtReference, run_parity
+    from segdeploy.build.smoke_parity import run_parity
+    from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
     from segdeploy.build.precision import decide_precision
 
     prep = prepare_build(BuildRequest(tiny_onnx, profiles=[ShapeProfile(
@@ -283,7 +284,8 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     converted = tmp_path / "converted.onnx"
     converted.write_bytes(graph)
-    summary = run_parity(OrtReference(tiny_onnx), OrtReference(converted), export,
+    summary = run_parity(OnnxRuntimeRunner(tiny_onnx, providers="cpu").activate(),
+                         OnnxRuntimeRunner(converted, providers="cpu").activate(), export,
                          prep.profiles, reference_label="fp32")
     assert summary["passed"], summary
     kept, path = _network_source(decide_precision(8, "fp16", "fp32"), prep, prep.facts)

@@ -42,7 +42,7 @@ def test_fp16_build_is_verified_and_published(tmp_path):
     assert [t["name"] for t in manifest.io] == ["input", "logits"]
     trt = import_tensorrt()
     major = TrtVersion.parse(trt.__version__).major
-    source = manifest.build_flags["precision_plan"]["onnx_source"]
+    source = manifest.build_flags["precision_choice"]["onnx_source"]
     assert source == ("convert-to-fp16" if major >= 10 else "given")
     assert manifest.export.precision == "fp16" and manifest.tensorrt_version == trt.__version__
     assert (tmp_path / "t.cache").stat().st_size > 0

@@ -16,7 +16,7 @@ BASE = dict(onnx_sha256="a" * 64, tensorrt_version="10.3.0", compute_capability=
             flags={"precision": "fp16", "workspace_bytes": None,
                    "profiles": [{"min": [1, 3, 64, 64], "opt": [1, 3, 256, 256],
                                  "max": [4, 3, 1024, 1024]}],
-                   "precision_plan": {"onnx_source": "given", "network_flags": ["STRONGLY_TYPED"]}})
+                   "precision_choice": {"onnx_source": "given", "network_flags": ["STRONGLY_TYPED"]}})
 
 
 def key(**changes):

@@ -80,7 +80,7 @@ CASES = [
 
 @pytest.mark.parametrize("major, requested, onnx, sibling, source, net_flags, builder_flags",
                          CASES)
-def test_precision_plan(major, requested, onnx, sibling, source, net_flags, builder_flags):
+def test_precision_choice(major, requested, onnx, sibling, source, net_flags, builder_flags):
     plan = decide_precision(major, requested, onnx, fp32_sibling=sibling)
     assert (plan.onnx_source, plan.network_flags, plan.builder_flags) == \
         (source, net_flags, builder_flags)

@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 from test_build import tiny_card, tiny_segmentation_onnx
 
-from segdeploy.errors import ParityError
 from segdeploy.build.smoke_parity import (
-    OrtReference,
-    argmax_agreement,
     check_parity,
-    class_map,
     compared_output,
     parity_points,
     run_parity,
@@ -19,7 +15,15 @@ from segdeploy.build.smoke_parity import (
     summarize,
 )
 from segdeploy.build.profiles import ShapeProfile, parse_profile
+from segdeploy.comparison import argmax_agreement, class_map
+from segdeploy.errors import ParityError
 from segdeploy.manifest import ExportInfo
+from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+
+def ort(path) -> OnnxRuntimeRunner:
+    """An active ONNX Runtime CPU runner, the reference the build compares engines with."""
+    return OnnxRuntimeRunner(path, providers="cpu").activate()
 
 PROFILES = [parse_profile("min=1x3x16x16,opt=1x3x40x56,max=2x3x64x72")]
 
@@ -78,7 +82,7 @@ def test_compared_output_prefers_logits():
 def test_identical_backends_pass(tmp_path):
     path = tiny_segmentation_onnx(tmp_path / "t.onnx")
     info = ExportInfo(card=tiny_card())
-    summary = run_parity(OrtReference(path), OrtReference(path), info, PROFILES,
+    summary = run_parity(ort(path), ort(path), info, PROFILES,
                          reference_label="onnxruntime fp32 (t.onnx)")
     check_parity(summary)
     assert summary["passed"] and summary["min_agreement"] == 1.0
@@ -89,7 +93,7 @@ def test_identical_backends_pass(tmp_path):
 def test_a_different_model_fails_parity(tmp_path):
     reference = tiny_segmentation_onnx(tmp_path / "a.onnx", seed=0)
     other = tiny_segmentation_onnx(tmp_path / "b.onnx", seed=1)
-    summary = run_parity(OrtReference(reference), OrtReference(other),
+    summary = run_parity(ort(reference), ort(other),
                          ExportInfo(card=tiny_card()), PROFILES, reference_label="ref")
     assert not summary["passed"] and summary["min_agreement"] < 0.995
     with pytest.raises(ParityError) as err:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from segdeploy.reference_models import get_model
 from segdeploy.reference_models.checkpoint import card_from_model, save_checkpoint
@@ -40,9 +40,9 @@ class UserNet(nn.Module):
         self.head = nn.Conv2d(8, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.a(x))
-        z = F.relu(self.b(F.max_pool2d(y, 2, ceil_mode=True)))
-        z = F.interpolate(z, size=y.shape[-2:], mode=self.mode, align_corners=False)
+        y = functional.relu(self.a(x))
+        z = functional.relu(self.b(functional.max_pool2d(y, 2, ceil_mode=True)))
+        z = functional.interpolate(z, size=y.shape[-2:], mode=self.mode, align_corners=False)
         return self.head(y + z)
 
 

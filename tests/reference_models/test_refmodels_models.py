@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from segdeploy.errors import ModelError
 from segdeploy.geometry import unet_valid_output_size
@@ -54,7 +54,7 @@ def test_every_model_any_size(name: str, options: dict, num_classes: int) -> Non
 def test_grey_input_and_backward() -> None:
     model = get_model("fcn8s", num_classes=2, width=0.125, in_channels=1)
     x = torch.randn(2, 1, 45, 37)
-    loss = F.cross_entropy(model(x), torch.randint(0, 2, (2, 45, 37)))
+    loss = functional.cross_entropy(model(x), torch.randint(0, 2, (2, 45, 37)))
     loss.backward()
     assert model.backbone.features[0].weight.grad.abs().sum() > 0
     assert model.score_pool3.weight.grad.abs().sum() > 0
@@ -126,7 +126,7 @@ def test_bilinear_deconv_matches_interpolate(factor: int) -> None:
     deconv = bilinear_upsampler(2, factor, padding=factor // 2)
     with torch.no_grad():
         out = deconv(x)
-    ref = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    ref = functional.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
     assert out.shape == ref.shape
     b = factor  # the deconv zero-pads at the borders; interpolate clamps
     torch.testing.assert_close(out[..., b:-b, b:-b], ref[..., b:-b, b:-b], rtol=1e-5, atol=1e-5)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from segdeploy.errors import CheckpointError, ModelError
 from segdeploy.reference_models import get_model
@@ -103,10 +103,10 @@ def test_vgg16_mapping_keeps_the_linear_semantics(tmp_path: Path) -> None:
     torch.testing.assert_close(trunk.features[28].weight, tv["features.28.weight"])
     # fc6 on a 7x7 pool5 map == torchvision's Linear on the flattened (C, H, W) map
     pool5 = torch.randn(2, trunk.fc6.in_channels, 7, 7, generator=g)
-    linear = F.linear(pool5.flatten(1), tv["classifier.0.weight"], tv["classifier.0.bias"])
+    linear = functional.linear(pool5.flatten(1), tv["classifier.0.weight"], tv["classifier.0.bias"])
     torch.testing.assert_close(trunk.fc6(pool5).flatten(1), linear, rtol=1e-4, atol=1e-5)
     v = torch.randn(2, trunk.fc7.in_channels, 1, 1, generator=g)
-    torch.testing.assert_close(trunk.fc7(v).flatten(1), F.linear(
+    torch.testing.assert_close(trunk.fc7(v).flatten(1), functional.linear(
         v.flatten(1), tv["classifier.3.weight"], tv["classifier.3.bias"]), rtol=1e-4, atol=1e-5)
     # a grey model sees the RGB kernels summed: same output as RGB on a replicated grey image
     grey = VGG16Trunk(width=width, in_channels=1).eval()

@@ -9,7 +9,7 @@ import pytest
 
 from segdeploy.errors import ArtifactError, InputError
 from segdeploy.runtime import TensorSpec
-from segdeploy.runtime.preprocess import SizeBox, plan_padding, size_boxes
+from segdeploy.runtime.preprocess import SizeBox, choose_padding, size_boxes
 from segdeploy.runtime.tensorrt_shapes import (
     buffer_nbytes,
     is_aligned,
@@ -69,13 +69,13 @@ def test_profile_selection():
 def test_padding_plan_follows_profiles_and_model_rules():
     boxes = size_boxes(SPECS["input"], "NCHW")
     assert boxes[1] == SizeBox((1, 4), (128, 1024), (128, 1024))
-    plan = plan_padding(45, 67, boxes=boxes, multiple=16, min_size=32)
+    plan = choose_padding(45, 67, boxes=boxes, multiple=16, min_size=32)
     assert plan.input_size(45, 67) == (48, 80) and plan.box is boxes[0]
-    plan = plan_padding(200, 90, boxes=boxes, multiple=16, min_size=32)
+    plan = choose_padding(200, 90, boxes=boxes, multiple=16, min_size=32)
     assert plan.input_size(200, 90) == (208, 128) and plan.box is boxes[1]
-    plan = plan_padding(10, 10, boxes=boxes, multiple=1, min_size=1, margin=(3, 5))
+    plan = choose_padding(10, 10, boxes=boxes, multiple=1, min_size=1, margin=(3, 5))
     assert (plan.top, plan.left) == (3, 5) and plan.input_size(10, 10) == (32, 32)
     with pytest.raises(InputError, match="predict_tiled"):
-        plan_padding(1100, 50, boxes=boxes, multiple=16)
+        choose_padding(1100, 50, boxes=boxes, multiple=16)
     nhwc = TensorSpec("input", np.dtype(np.uint8), (None, None, None, 3))
     assert size_boxes(nhwc, "NHWC") == [SizeBox()]

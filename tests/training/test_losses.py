@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from segdeploy.errors import UsageError
 from segdeploy.training.losses import LOSSES, DiceLoss, build_loss
@@ -34,15 +34,15 @@ def test_ignored_pixels_change_nothing(name):
 def test_cross_entropy_equals_mean_over_valid_pixels():
     logits, target = _batch(1)
     valid = target != 255
-    manual = F.cross_entropy(logits.permute(0, 2, 3, 1)[valid], target[valid])
+    manual = functional.cross_entropy(logits.permute(0, 2, 3, 1)[valid], target[valid])
     assert build_loss("ce")(logits, target).item() == pytest.approx(manual.item(), rel=1e-6)
 
 
 def test_dice_range_and_extremes():
     _, target = _batch(2)
     safe = target.clamp(max=2)
-    perfect = F.one_hot(safe, 3).permute(0, 3, 1, 2).float() * 50
-    wrong = F.one_hot((safe + 1) % 3, 3).permute(0, 3, 1, 2).float() * 50
+    perfect = functional.one_hot(safe, 3).permute(0, 3, 1, 2).float() * 50
+    wrong = functional.one_hot((safe + 1) % 3, 3).permute(0, 3, 1, 2).float() * 50
     dice = DiceLoss(smooth=1e-6)
     assert dice(perfect, target).item() == pytest.approx(0.0, abs=1e-4)
     assert dice(wrong, target).item() == pytest.approx(1.0, abs=1e-4)

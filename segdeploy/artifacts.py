@@ -1,0 +1,94 @@
+"""The artifact facts every command shares: which suffix is which artifact, where a plan's
+manifest lives, and how manifests and ONNX metadata are read and written. No torch.
+
+A TensorRT plan stays a plain plan that trtexec loads; what segdeploy knows about it lives in
+the sidecar `MODEL.plan.json` (MODEL.engine -> MODEL.engine.json, and so on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from segdeploy.atomic import atomic_path
+from segdeploy.errors import ArtifactError
+from segdeploy.manifest import ExportInfo, PlanManifest
+
+#: TensorRT plan suffixes that segdeploy reads (it writes .plan)
+PLAN_SUFFIXES = (".plan", ".engine", ".trt")
+ONNX_SUFFIXES = (".onnx",)
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+MANIFEST_SUFFIX = ".json"
+
+
+def is_plan(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in PLAN_SUFFIXES
+
+
+def is_onnx(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in ONNX_SUFFIXES
+
+
+def plan_manifest_path(plan: str | os.PathLike[str]) -> Path:
+    """`model.plan` -> `model.plan.json` (the sidecar `segdeploy build` writes)."""
+    plan = Path(plan)
+    return plan.with_name(plan.name + MANIFEST_SUFFIX)
+
+
+def rebuild_hint(plan: Path, manifest: PlanManifest | None = None) -> str:
+    source = "MODEL.onnx"
+    if manifest is not None and manifest.onnx_sha256:
+        source += f" (the plan came from an ONNX with sha256 {manifest.onnx_sha256[:12]}...)"
+    return f"rebuild {plan.name} on this machine: `segdeploy build {source}`"
+
+
+def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
+    """Load the sidecar of `plan`; a missing, unreadable or malformed one is an ArtifactError."""
+    plan = Path(plan)
+    sidecar = plan_manifest_path(plan)
+    if not sidecar.is_file():
+        raise ArtifactError(
+            f"{plan} has no manifest {sidecar.name} next to it",
+            expected="the .plan.json sidecar that `segdeploy build` writes with every plan "
+                     "(TensorRT version, GPU, profiles, model metadata)",
+            fix=rebuild_hint(plan))
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"manifest {sidecar} is unreadable ({exc})",
+                            fix=rebuild_hint(plan)) from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"manifest {sidecar} holds a JSON {type(data).__name__}",
+                            expected="a JSON object written by `segdeploy build`",
+                            fix=rebuild_hint(plan))
+    return PlanManifest.from_dict(data)
+
+
+def manifest_text(manifest: PlanManifest) -> str:
+    """The sidecar's bytes: indented, sorted JSON (diffs between builds stay readable)."""
+    return json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def write_plan_manifest(plan: str | os.PathLike[str], manifest: PlanManifest) -> Path:
+    """Write the sidecar of `plan` atomically; returns its path."""
+    path = plan_manifest_path(plan)
+    with atomic_path(path) as tmp:
+        tmp.write_text(manifest_text(manifest))
+    return path
+
+
+def read_export_info(path: str | os.PathLike[str]) -> ExportInfo:
+    """Model metadata of an .onnx (its metadata_props, through onnxruntime) or a plan (its
+    sidecar); anything else is an ArtifactError naming the suffixes segdeploy knows."""
+    path = Path(path)
+    if is_onnx(path):
+        from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+        with OnnxRuntimeRunner(path, providers="cpu") as runner:
+            return ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+    if is_plan(path):
+        return read_plan_manifest(path).export
+    raise ArtifactError(f"cannot tell what {path.name} is from its suffix",
+                        expected=f"one of {', '.join(ONNX_SUFFIXES + PLAN_SUFFIXES)}",
+                        fix="rename the file to its real type")
