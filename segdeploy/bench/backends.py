@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.artifacts import is_onnx
 from segdeploy.bench.timing import measure
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ExportInfo, ModelCard
@@ -178,7 +179,7 @@ class SegmenterBackend(BenchBackend):
         from segdeploy.runtime import Segmenter
 
         kw: dict[str, Any] = dict(self.options)
-        if self.path.suffix.lower() == ".onnx" and self.threads:
+        if is_onnx(self.path) and self.threads:
             kw["threads"] = self.threads
         self.seg = Segmenter.load(self.path, **kw)
         self.name = f"segmenter {self.seg.runner.name} {self.seg.info.precision}"

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from segdeploy.artifacts import PLAN_SUFFIXES
+from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, is_plan
 from segdeploy.bench.backends import (
     BenchBackend,
     OnnxRuntimeBackend,
@@ -52,8 +52,8 @@ def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
         elif names:
             raise UsageError("--backend pytorch needs the model's weights",
                              fix="add --checkpoint MODEL.pt")
-    onnx = [Path(e) for e in engines if Path(e).suffix.lower() == ".onnx"]
-    plans = [Path(e) for e in engines if Path(e).suffix.lower() in PLAN_SUFFIXES]
+    onnx = [Path(e) for e in engines if is_onnx(e)]
+    plans = [Path(e) for e in engines if is_plan(e)]
     other = [str(e) for e in engines if Path(e) not in onnx + plans]
     if other:
         raise UsageError(f"cannot tell the engine type of {other[0]}",

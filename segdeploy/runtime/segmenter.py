@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.artifacts import PLAN_SUFFIXES, read_plan_manifest
+from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
@@ -44,7 +44,7 @@ def backend_for(path: Path, backend: str | None) -> str:
         if backend.lower() not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}", expected="'onnxruntime' or 'tensorrt'")
         return BACKENDS[backend.lower()]
-    if path.suffix.lower() == ".onnx":
+    if is_onnx(path):
         return "onnxruntime"
     if path.suffix.lower() in PLAN_SUFFIXES:
         return "tensorrt"

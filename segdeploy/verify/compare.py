@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.artifacts import is_onnx
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ModelCard
 from segdeploy.verify.parity import SizeComparison, Thresholds, check_thresholds
@@ -109,7 +110,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
                          expected="at least 1 each")
     model, card = load_model(checkpoint)
     engine = Path(engine)
-    seg = Segmenter.load(engine, threads=threads) if engine.suffix.lower() == ".onnx" \
+    seg = Segmenter.load(engine, threads=threads) if is_onnx(engine) \
         else Segmenter.load(engine)
     try:
         info = seg.info
