@@ -26,11 +26,11 @@ def parse_dims(text: str, *, ranks: Sequence[int] = (4,), what: str = "shape") -
     parts = [p.strip() for p in str(text).strip().lower().split("x")]
     if not all(re.fullmatch(r"\d+", p) for p in parts) or len(parts) not in ranks \
             or any(int(p) < 1 for p in parts):
-        forms = " or ".join(f"{_RANK_NAMES.get(r, r)} (e.g. {_EXAMPLES.get(r, '')})"
-                            for r in ranks)
+        shown = [r for r in ranks if r in _EXAMPLES] or [4]
+        forms = " or ".join(f"{_RANK_NAMES[r]} (e.g. {_EXAMPLES[r]})" for r in shown)
         raise UsageError(f"cannot read {what} {text!r}",
                          expected=f"positive integers joined by 'x': {forms}",
-                         fix="write it like " + " or ".join(_EXAMPLES.get(r, "") for r in ranks))
+                         fix="write it like " + " or ".join(_EXAMPLES[r] for r in shown))
     return tuple(int(p) for p in parts)
 
 

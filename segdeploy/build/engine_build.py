@@ -12,7 +12,6 @@ renamed into place, both or neither. An engine cache (--cache-dir) skips identic
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import tempfile
 import time
@@ -24,15 +23,7 @@ from typing import Any
 from segdeploy import __version__
 from segdeploy.artifacts import manifest_text, plan_manifest_path, write_plan_manifest
 from segdeploy.atomic import atomic_path, check_output_path
-from segdeploy.digest import sha256_bytes, sha256_file
-from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
 from segdeploy.build.engine_cache import EngineCache, cache_key
-from segdeploy.build.smoke_parity import (
-    DEFAULT_THRESHOLD,
-    check_parity,
-    run_parity,
-    sample_feeds,
-)
 from segdeploy.build.precision import (
     HARDWARE_COMPATIBILITY,
     PRECISIONS,
@@ -55,6 +46,14 @@ from segdeploy.build.profiles import (
     io_problems,
     validate_profiles,
 )
+from segdeploy.build.smoke_parity import (
+    DEFAULT_THRESHOLD,
+    check_parity,
+    run_parity,
+    sample_feeds,
+)
+from segdeploy.digest import sha256_bytes, sha256_file
+from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
 from segdeploy.manifest import ExportInfo, PlanManifest
 from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 

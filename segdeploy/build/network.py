@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.atomic import write_bytes_atomic
-from segdeploy.errors import BuildError, DeviceError
 from segdeploy.build.precision import (
     PrecisionChoice,
     TrtVersion,
@@ -25,6 +24,7 @@ from segdeploy.build.precision import (
     trt_only,
 )
 from segdeploy.build.profiles import TRT_DTYPES, IOSpec, ShapeProfile
+from segdeploy.errors import BuildError, DeviceError
 
 
 @dataclass

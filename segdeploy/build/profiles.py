@@ -7,7 +7,6 @@ multiple, the smallest side and the training size) and what the ONNX fixes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +54,9 @@ format_shape = format_dims
 
 
 def parse_shape(text: str) -> Shape:
-    """'1x3x512x512' -> (1, 3, 512, 512): a profile shape is always NxCxHxW."""
-    return parse_dims(text, ranks=(4,), what="profile shape")
+    """'1x3x512x512' -> (1, 3, 512, 512); the rank is checked against the model later
+    (validate_profiles), where the message can say what the model takes."""
+    return parse_dims(text, ranks=range(1, 9), what="shape")
 
 
 def parse_profile(text: str) -> ShapeProfile:

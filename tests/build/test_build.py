@@ -16,20 +16,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segdeploy.cli.build import request_from_options
-from segdeploy.cli.main import main
-from segdeploy.digest import sha256_file
-from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
+from segdeploy.artifacts import plan_manifest_path
 from segdeploy.build.engine_build import (
     BuildRequest,
     build_engine,
     default_plan_path,
-    manifest_path_for,
     prepare_build,
     read_onnx_facts,
 )
 from segdeploy.build.network import BuildProgress
 from segdeploy.build.profiles import ShapeProfile
+from segdeploy.cli.build import request_from_options
+from segdeploy.cli.main import main
+from segdeploy.digest import sha256_file
+from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -85,7 +85,7 @@ def outputs_in(folder: Path) -> list[str]:
 def test_default_paths():
     assert default_plan_path(Path("m/fcn8s.fp16.onnx")) == Path("m/fcn8s.plan")
     assert default_plan_path(Path("fcn8s.onnx")) == Path("fcn8s.plan")
-    assert manifest_path_for(Path("m/x.plan")) == Path("m/x.plan.json")
+    assert plan_manifest_path(Path("m/x.plan")) == Path("m/x.plan.json")
 
 
 def test_onnx_facts(tiny_onnx):
@@ -271,9 +271,9 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     import onnx
 
     from segdeploy.build.engine_build import _network_source
+    from segdeploy.build.precision import decide_precision
     from segdeploy.build.smoke_parity import run_parity
     from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-    from segdeploy.build.precision import decide_precision
 
     prep = prepare_build(BuildRequest(tiny_onnx, profiles=[ShapeProfile(
         (1, 3, 16, 16), (1, 3, 40, 56), (2, 3, 64, 64))]))

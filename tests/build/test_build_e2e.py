@@ -13,11 +13,11 @@ import json
 import pytest
 from test_build import tiny_segmentation_onnx
 
-from segdeploy.errors import BuildError
 from segdeploy.build.engine_build import BuildRequest, build_engine, import_tensorrt
 from segdeploy.build.network import _network_flags, parse_onnx
 from segdeploy.build.precision import TrtVersion, decide_precision
 from segdeploy.build.profiles import parse_profile
+from segdeploy.errors import BuildError
 from segdeploy.manifest import PlanManifest
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu, pytest.mark.slow]

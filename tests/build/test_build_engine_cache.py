@@ -7,16 +7,17 @@ import os
 
 import pytest
 
+from segdeploy.build.engine_cache import EngineCache, cache_key
 from segdeploy.digest import sha256_bytes, sha256_file
 from segdeploy.errors import UsageError
-from segdeploy.build.engine_cache import EngineCache, cache_key
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 
 BASE = dict(onnx_sha256="a" * 64, tensorrt_version="10.3.0", compute_capability="8.7",
             flags={"precision": "fp16", "workspace_bytes": None,
                    "profiles": [{"min": [1, 3, 64, 64], "opt": [1, 3, 256, 256],
                                  "max": [4, 3, 1024, 1024]}],
-                   "precision_choice": {"onnx_source": "given", "network_flags": ["STRONGLY_TYPED"]}})
+                   "precision_choice": {"onnx_source": "given",
+                                        "network_flags": ["STRONGLY_TYPED"]}})
 
 
 def key(**changes):

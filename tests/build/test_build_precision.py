@@ -7,7 +7,6 @@ import types
 
 import pytest
 
-from segdeploy.errors import ArtifactError, BuildError, UsageError
 from segdeploy.build.precision import (
     TrtVersion,
     check_build_options,
@@ -22,6 +21,7 @@ from segdeploy.build.precision import (
     summarize_engine_layers,
     trt_only,
 )
+from segdeploy.errors import ArtifactError, BuildError, UsageError
 
 # ------------------------------------------------------------------------------ versions
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from segdeploy.errors import ArtifactError, UsageError
 from segdeploy.build.profiles import (
     InputGeometry,
     IOSpec,
@@ -17,6 +16,7 @@ from segdeploy.build.profiles import (
     profile_problems,
     validate_profiles,
 )
+from segdeploy.errors import ArtifactError, UsageError
 from segdeploy.manifest import ExportInfo, ModelCard
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from test_build import tiny_card, tiny_segmentation_onnx
 
+from segdeploy.build.profiles import ShapeProfile, parse_profile
 from segdeploy.build.smoke_parity import (
     check_parity,
     compared_output,
@@ -14,7 +15,6 @@ from segdeploy.build.smoke_parity import (
     sample_feeds,
     summarize,
 )
-from segdeploy.build.profiles import ShapeProfile, parse_profile
 from segdeploy.comparison import argmax_agreement, class_map
 from segdeploy.errors import ParityError
 from segdeploy.manifest import ExportInfo

@@ -88,7 +88,7 @@ def test_parse_sizes_fits_the_model() -> None:
     sizes, notes = parse_sizes(["2x3x97x131", "10x12", "1x1x64x64"], card)
     assert sizes == [(2, 104, 136), (1, 16, 16), (1, 64, 64)]
     assert any("channels" in n for n in notes) and any("adjusted" in n for n in notes)
-    with pytest.raises(UsageError, match="bad check size"):
+    with pytest.raises(UsageError, match="cannot read check size"):
         parse_sizes(["97-131"], card)
 
 

@@ -153,5 +153,5 @@ def test_image_size_parsing():
     assert parse_size("192") == (192, 192) and parse_size("160x224") == (160, 224)
     assert parse_size("full") is None and parse_size(96) == (96, 96)
     for bad in ("0", "axb", "1x2x3", "-5"):
-        with pytest.raises(UsageError, match="not understood"):
+        with pytest.raises(UsageError, match="--image-size"):
             parse_size(bad)
