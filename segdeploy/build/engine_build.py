@@ -2,11 +2,12 @@
 
 Every check that needs no TensorRT (paths, ONNX metadata, profiles, options) runs first, in
 `prepare_build`, so mistakes show on any machine. Then tensorrt is imported (lazily), the
-precision choice is chosen from the parsed TensorRT version (build/precision.py), the engine is built
-with a timing cache and a progress bar (build/network.py), inspected (FP16 layers must exist when
-asked), its I/O and profiles compared with the ONNX, and a smoke inference at each profile
-shape compared with ONNX Runtime (build/smoke_parity.py). Only then are the plan and its manifest
-renamed into place, both or neither. An engine cache (--cache-dir) skips identical builds.
+precision is chosen from the parsed TensorRT version (build/precision.py), the engine is
+built with a timing cache and a progress bar (build/network.py), inspected (FP16 layers must
+exist when asked), its I/O and profiles compared with the ONNX, and a smoke inference at each
+profile shape compared with ONNX Runtime (build/smoke_parity.py). Only then are the plan and
+its manifest renamed into place, both or neither. An engine cache (--cache-dir) skips
+identical builds.
 """
 
 from __future__ import annotations
