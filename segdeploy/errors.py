@@ -52,6 +52,10 @@ class ArtifactError(SegdeployError):
     """An .onnx/.plan/.json artifact that is corrupt, truncated or incompatible."""
 
 
+class OutputError(SegdeployError):
+    """An output that cannot be written: a full disk, a read-only folder, another writer."""
+
+
 class InputError(SegdeployError):
     """Inference input with the wrong shape, dtype, channel count, range or NaNs."""
 

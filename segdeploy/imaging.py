@@ -20,6 +20,10 @@ def as_hwc_uint8(image: np.ndarray, channels: int) -> np.ndarray:
         image = image[:, :, None]
     if image.ndim != 3:
         raise InputError(f"image has shape {image.shape}", expected="HxW or HxWxC")
+    if min(image.shape) < 1:
+        raise InputError(f"image has shape {image.shape} (no pixels)",
+                         expected="height, width and channels of at least 1",
+                         fix="check the image was decoded or cropped correctly")
     c = image.shape[2]
     if c == channels:
         return image

@@ -139,7 +139,7 @@ class ExportInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExportInfo:
-        data = dict(data)
+        data = dict(_as_object(data, "ONNX metadata"))
         card = ModelCard.from_dict(data.pop("card", {}))
         return _from_dict(cls, {**data, "card": card}, "ONNX metadata")
 
@@ -203,14 +203,24 @@ class PlanManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PlanManifest:
-        data = dict(data)
+        data = dict(_as_object(data, "plan manifest"))
         export = ExportInfo.from_dict(data.pop("export", {}))
         return _from_dict(cls, {**data, "export": export}, "plan manifest")
 
 
-def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
+def _as_object(data: Any, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise ArtifactError(f"{what} is not a JSON object")
+        raise ArtifactError(f"{what} is a JSON {type(data).__name__}, not a JSON object",
+                            expected=f"the {what} segdeploy writes (a JSON object)",
+                            fix="re-create the artifact with this segdeploy "
+                                "(`segdeploy export` / `segdeploy build`)")
+    return data
+
+
+def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
+    from segdeploy.fieldcheck import check_fields
+
+    _as_object(data, what)
     default = {f.name: f.default for f in dataclasses.fields(cls)}.get("schema_version", 1)
     supported = default if isinstance(default, int) else 1
     version = data.get("schema_version", supported)
@@ -220,6 +230,7 @@ def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
             expected=f"schema version <= {supported}", fix="upgrade segdeploy")
     names = {f.name for f in dataclasses.fields(cls)}
     known = {k: v for k, v in data.items() if k in names}
+    check_fields(cls, known, what)
     try:
         obj = cls(**known)
     except TypeError as exc:

@@ -23,7 +23,7 @@ from segdeploy.errors import (
     require,
 )
 from segdeploy.runtime.device_arrays import DeviceView
-from segdeploy.runtime.runner import Runner, TensorSpec
+from segdeploy.runtime.runner import Runner, SizeRule, TensorSpec
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -116,6 +116,7 @@ class OnnxRuntimeRunner(Runner):
         self.session: Any = None
         self._use_binding = False
         self._errors: tuple[type[BaseException], ...] = ()
+        self._size_rule: tuple[SizeRule | None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def _activate(self) -> None:
@@ -161,6 +162,7 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+        self._size_rule = None
 
     @property
     def providers(self) -> list[str]:
@@ -172,6 +174,20 @@ class OnnxRuntimeRunner(Runner):
         """The ONNX file's metadata_props (read through onnxruntime: no onnx package needed)."""
         self._require_active()
         return dict(self.session.get_modelmeta().custom_metadata_map)
+
+    def size_rule(self) -> SizeRule | None:
+        """From the segdeploy metadata when the file has it (cached per session)."""
+        self._require_active()
+        if self._size_rule is None:
+            from segdeploy.errors import SegdeployError
+            from segdeploy.manifest import ExportInfo
+
+            try:
+                info = ExportInfo.from_metadata_props(self.custom_metadata())
+                self._size_rule = (SizeRule.from_export_info(info),)
+            except SegdeployError:
+                self._size_rule = (None,)
+        return self._size_rule[0]
 
     # -- specs -----------------------------------------------------------------------------
     def _spec(self, arg: Any) -> TensorSpec:

@@ -130,6 +130,35 @@ def check_feeds(specs: Mapping[str, TensorSpec], feeds: Mapping[str, Any], *,
             check_finite(name, value)  # device memory is not read back to look for NaN
 
 
+@dataclass(frozen=True)
+class SizeRule:
+    """The smallest height and width a model's image input takes (from its ModelCard): a
+    smaller input runs but gives wrong values, so `infer` refuses it."""
+
+    input_name: str
+    min_size: int
+    layout: str = "NCHW"
+
+    @classmethod
+    def from_export_info(cls, info: Any) -> SizeRule | None:
+        min_size = int(getattr(info.card, "min_size", 0) or 0)
+        return cls(info.input_name, min_size, info.input_layout.upper()) if min_size > 1 else None
+
+
+def check_min_size(rule: SizeRule | None, feeds: Mapping[str, Any]) -> None:
+    """InputError naming the minimum when an image input is smaller than the model takes."""
+    value = feeds.get(rule.input_name) if rule is not None else None
+    if rule is None or value is None or len(value.shape) != 4:
+        return
+    axes = (1, 2) if rule.layout == "NHWC" else (2, 3)
+    h, w = (int(value.shape[a]) for a in axes)
+    if min(h, w) < rule.min_size:
+        raise InputError(
+            f"input {rule.input_name!r} is {h}x{w} (H x W), below this model's minimum size "
+            f"{rule.min_size}", expected=f"height and width >= {rule.min_size}",
+            fix="pad the input (Segmenter.predict / image_logits pad images for you)")
+
+
 def check_output_names(available: Sequence[str], requested: Sequence[str] | None) -> list[str]:
     """Return the outputs to fetch (all when None); unknown names are a UsageError."""
     if requested is None:
@@ -223,7 +252,12 @@ class Runner(abc.ABC):
         feeds = {name: self._as_feed(name, value) for name, value in feeds.items()}
         if check:
             check_feeds(self.input_specs(), feeds)
+            check_min_size(self.size_rule(), feeds)
         return feeds, check_output_names(list(self.output_specs()), output_names)
+
+    def size_rule(self) -> SizeRule | None:
+        """The model's smallest H/W from its metadata (segdeploy artifacts); None: unknown."""
+        return None
 
     def _as_feed(self, name: str, value: Any) -> np.ndarray | DeviceView:
         """numpy arrays pass as they are; GPU arrays become DeviceViews, other host data numpy."""

@@ -32,7 +32,7 @@ from segdeploy.manifest import PlanManifest
 from segdeploy.runtime import cuda_memory as cm
 from segdeploy.runtime.device_arrays import DeviceView, as_host_array, device_view
 from segdeploy.runtime.plan_compat import check_plan_compat, check_plan_file, read_plan_manifest
-from segdeploy.runtime.runner import Runner, TensorSpec
+from segdeploy.runtime.runner import Runner, SizeRule, TensorSpec
 from segdeploy.runtime.tensorrt_shapes import (
     buffer_nbytes,
     is_aligned,
@@ -158,6 +158,9 @@ class TensorRTRunner(Runner):
             lo, opt, hi = self.engine.get_tensor_profile_shape(name, p)
             out.append((tuple(lo), tuple(opt), tuple(hi)))
         return tuple(out)
+
+    def size_rule(self) -> SizeRule | None:
+        return SizeRule.from_export_info(self.manifest.export) if self.manifest else None
 
     def _input_specs(self) -> dict[str, TensorSpec]:
         return {n: TensorSpec(n, dt, spec_shape(self.engine.get_tensor_shape(n)),
