@@ -76,10 +76,33 @@ def _print_error(exc: SegdeployError) -> None:
                                soft_wrap=True)
 
 
+class Terminated(BaseException):
+    """SIGTERM (kill, a CI or systemd timeout), raised in the main thread like
+    KeyboardInterrupt, so every atomic writer's cleanup runs before exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _handle_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: SegdeployError becomes one red line and exit code 1."""
+    """Entry point: SegdeployError becomes one red line and exit code 1; SIGINT exits 130,
+    SIGTERM 143 (128 + the signal number), both after removing partial files."""
+    _handle_sigterm()
     try:
         cli.main(args=argv, standalone_mode=False)
+    except Terminated:
+        _print_error(SegdeployError("terminated by SIGTERM; partial output files were removed",
+                                    fix="run the command again to completion"))
+        sys.exit(143)
     except SegdeployError as exc:
         _print_error(exc)
         sys.exit(1)

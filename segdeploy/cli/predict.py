@@ -7,6 +7,8 @@ overlapping tiles. Runs on the torch-free runtime (ONNX Runtime or TensorRT).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,10 @@ def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
 
 
 def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]:
-    """Mask path of every image: `out` itself, or `out/STEM.png` in folder mode."""
+    """Mask path of every image: `out` itself, or `out/STEM.png` in folder mode (the folder
+    is created by `made_folder` when the masks are written)."""
     if single_file:
         return [out]
-    out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{img.stem}.png" for img in images]
     seen: dict[Path, Path] = {}
     for img, target in zip(images, paths, strict=True):
@@ -53,6 +55,32 @@ def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]
     return paths
 
 
+@contextlib.contextmanager
+def made_folder(out: Path, single_file: bool) -> Iterator[None]:
+    """Create the -o folder; remove it again (and the folders made for it) if the run fails
+    before anything is written into it, so a failed predict leaves nothing behind."""
+    if single_file or out.is_dir():
+        yield
+        return
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    blocker = next((p for p in out.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"{blocker} is a file, not a folder, so the output folder {out} "
+                         "cannot be made inside it", fix="choose another -o folder")
+    try:
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out} ({exc.strerror})",
+                         fix="choose another -o folder") from None
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise
+
+
 def overlay_path(mask_path: Path) -> Path:
     return mask_path.with_name(mask_path.stem + ".overlay.png")
 
@@ -60,22 +88,39 @@ def overlay_path(mask_path: Path) -> Path:
 def load_image(path: Path, channels: int) -> Any:
     """An HxWxC uint8 array for the model (grey for 1 channel, RGB otherwise); 16-bit and
     float images are stretched to 0-255."""
-    import numpy as np
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                arr = np.asarray(img, dtype=np.float64)
-                lo, hi = float(arr.min()), float(arr.max())
-                arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0
-                grey = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
-                return grey[:, :, None] if channels == 1 else np.repeat(grey[:, :, None], 3, 2)
-            return np.asarray(img.convert("L" if channels == 1 else "RGB"))
-    except (OSError, UnidentifiedImageError) as exc:
+        with warnings.catch_warnings():
+            # large images are what --tile / the memory budget are for; Pillow's warning
+            # would print two raw lines. Its hard limit (DecompressionBombError) stays.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _decode(path, channels)
+    except Image.DecompressionBombError:
+        raise InputError(f"image {path} has more pixels than Pillow decodes safely",
+                         expected=f"at most {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels",
+                         fix="split the image into parts, or check it is not a "
+                             "decompression bomb") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a PNG, JPEG, BMP or TIFF image") from exc
+                         expected="a PNG, JPEG, BMP or TIFF image") from None
+
+
+def _decode(path: Path, channels: int) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as img:
+        img.load()
+        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(img, dtype=np.float64)
+            lo, hi = float(arr.min()), float(arr.max())
+            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0
+            grey = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
+            return grey[:, :, None] if channels == 1 else np.repeat(grey[:, :, None], 3, 2)
+        return np.asarray(img.convert("L" if channels == 1 else "RGB"))
 
 
 def save_overlay(path: Path, image: Any, mask: Any) -> None:
@@ -107,9 +152,12 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
               help="ONNX Runtime providers, e.g. 'cuda,cpu' (default: CUDA if available).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads.")
+@click.option("--memory-budget", default=None, metavar="BYTES",
+              help="Without --tile, images whose untiled run would need more memory than "
+                   "this (e.g. 4G) are tiled [default: half the available memory].")
 def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
             tile: int | None, overlap: int | None, backend: str | None,
-            providers: str | None, threads: int | None) -> None:
+            providers: str | None, threads: int | None, memory_budget: str | None) -> None:
     """Segment images with an exported model and write palette PNG masks."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -128,8 +176,15 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         raise UsageError(f"-o {out} is a file but {len(images)} images were given",
                          expected="a folder for several images")
     targets = output_paths(images, out, single_file)
+    if single_file:
+        from segdeploy.atomic import check_output_path
+
+        check_output_path(out)  # before the model loads, not after the first prediction
     console = Console(stderr=True)
-    with Segmenter.load(engine, backend=backend, providers=providers, threads=threads) as seg:
+    with (made_folder(out, single_file),
+          Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
+                         memory_budget=memory_budget) as seg):
+        seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
         progress = Progress("[progress.description]{task.description}", BarColumn(),
                             MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                             transient=True, disable=len(images) < 2)

@@ -23,6 +23,7 @@ from segdeploy.export import parity
 from segdeploy.export.findings import Finding
 from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
 from segdeploy.export.sources import SourceFacts
+from segdeploy.locking import output_lock
 from segdeploy.manifest import ExportInfo
 
 
@@ -121,7 +122,9 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
     src_path = Path(source_path)
     onnx_path, fp16_path, parity_path = output_paths(src_path, opts.output, opts.fp16)
     steps = 6 + (2 if opts.fp16 else 0)
-    with _progress(console, progress) as bar, contextlib.ExitStack() as stack:
+    # one exporter per -o: a second one is refused at once instead of replacing these files
+    with (output_lock(onnx_path), _progress(console, progress) as bar,
+          contextlib.ExitStack() as stack):
         stage = _Stage(opts, console, bar, bar.add_task("loading", total=steps), stack)
         t_start = stage.t
         src = load_source(src_path, trust_code=opts.trust_code, facts=opts.facts)

@@ -10,8 +10,10 @@ engine's profiles accept, normalised unless the graph does it, and the mask is c
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,13 @@ from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
+from segdeploy.runtime.memory import (
+    DEFAULT_BYTES_PER_PIXEL,
+    AutoTileNotice,
+    default_budget,
+    format_bytes,
+    parse_bytes,
+)
 from segdeploy.runtime.preprocess import (
     PadLayout,
     SizeBox,
@@ -56,7 +65,15 @@ def backend_for(path: Path, backend: str | None) -> str:
 class Segmenter:
     """Semantic segmentation with an exported model; see `load`."""
 
-    def __init__(self, runner: Runner, info: ExportInfo) -> None:
+    def __init__(self, runner: Runner, info: ExportInfo, *,
+                 memory_budget: int | str | None = None) -> None:
+        #: untiled predictions estimated above this many bytes are tiled (see memory.py)
+        self.memory_budget = default_budget() if memory_budget is None else parse_bytes(
+            memory_budget)
+        self.bytes_per_pixel = DEFAULT_BYTES_PER_PIXEL
+        #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
+        self.notify: Callable[[str], None] | None = None
+        self._told_tiling = False
         self.runner = runner.activate()
         self.info = info
         self.card = info.card
@@ -92,11 +109,13 @@ class Segmenter:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, backend: str | None = None,
              providers: str | Sequence[Any] | None = None, threads: int | None = None,
-             **options: Any) -> Segmenter:
+             memory_budget: int | str | None = None, **options: Any) -> Segmenter:
         """Open an .onnx (ONNX Runtime) or .plan/.engine (TensorRT) file.
 
         providers / threads apply to ONNX Runtime; other keyword options go to the runner
         (e.g. cuda_graph=True, device=1 for TensorRT; io_binding for ONNX Runtime).
+        memory_budget (bytes or '4G'; default half the available memory): predict() tiles
+        images whose untiled run would need more.
         """
         path = Path(path)
         if not path.is_file():
@@ -112,7 +131,7 @@ class Segmenter:
             runner.activate()
             try:
                 info = ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
-                return cls(runner, info)
+                return cls(runner, info, memory_budget=memory_budget)
             except BaseException:
                 runner.close()
                 raise
@@ -124,7 +143,7 @@ class Segmenter:
         manifest = read_plan_manifest(path)
         runner = TensorRTRunner(path, manifest=manifest, **options)
         try:
-            return cls(runner, manifest.export)
+            return cls(runner, manifest.export, memory_budget=memory_budget)
         except BaseException:
             runner.close()
             raise
@@ -171,8 +190,14 @@ class Segmenter:
             raise InputError(f"image is a {type(image).__name__}",
                              expected="a numpy uint8 array (HxWxC, HxW or NxHxWxC) or a list")
         if image.ndim == 4:
-            return self._run_aligned(self._as_batch(image), "mask")
-        return self._run_aligned(self._as_image(image)[None], "mask")[0]
+            batch = self._as_batch(image)
+            if self._needs_tiling(*batch.shape[:3]):
+                return np.stack([self._predict_auto_tiled(b) for b in batch])
+            return self._run_aligned(batch, "mask")
+        img = self._as_image(image)
+        if self._needs_tiling(1, *img.shape[:2]):
+            return self._predict_auto_tiled(img)
+        return self._run_aligned(img[None], "mask")[0]
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits of an already normalised float32 N x C x H x W batch (no padding)."""
@@ -231,6 +256,9 @@ class Segmenter:
         return as_hwc_uint8(image, self.channels)
 
     def _as_batch(self, batch: np.ndarray) -> np.ndarray:
+        if min(batch.shape) < 1:
+            raise InputError(f"batch has shape {batch.shape} (no pixels or no images)",
+                             expected="N x H x W x C with every dimension >= 1")
         if batch.dtype == np.uint8 and batch.shape[-1] == self.channels:
             return batch
         return np.stack([as_hwc_uint8(b, self.channels) for b in batch])
@@ -241,11 +269,42 @@ class Segmenter:
         for i, im in enumerate(prepared):
             by_size.setdefault(im.shape[:2], []).append(i)
         out: list[np.ndarray] = [np.empty(0)] * len(prepared)
-        for indices in by_size.values():
+        for (h, w), indices in by_size.items():
+            if self._needs_tiling(len(indices), h, w):
+                for i in indices:
+                    out[i] = (self._predict_auto_tiled(prepared[i]) if self._needs_tiling(1, h, w)
+                              else self._run_aligned(prepared[i][None], "mask")[0])
+                continue
             masks = self._run_aligned(np.stack([prepared[i] for i in indices]), "mask")
             for i, mask in zip(indices, masks, strict=True):
                 out[i] = mask
         return out
+
+    def untiled_bytes(self, n: int, h: int, w: int) -> int:
+        """Estimated peak memory of an untiled prediction of n images of h x w."""
+        return int(n) * int(h) * int(w) * self.bytes_per_pixel
+
+    def _needs_tiling(self, n: int, h: int, w: int) -> bool:
+        return self.untiled_bytes(n, h, w) > self.memory_budget
+
+    def _predict_auto_tiled(self, img: np.ndarray) -> np.ndarray:
+        """Tiles whose untiled memory fits the budget (one at a time); says so once."""
+        side = math.isqrt(max(self.memory_budget // self.bytes_per_pixel, 1))
+        th, tw = self._default_tile()
+        floor = max(4 * self._tile_align, self.card.min_size + 2 * max(self._margin), 64)
+        tile = (max(min(th, side), floor), max(min(tw, side), floor))
+        if not self._told_tiling:
+            self._told_tiling = True
+            h, w = img.shape[:2]
+            msg = (f"image {h}x{w} would need about {format_bytes(self.untiled_bytes(1, h, w))}"
+                   f" untiled, above the memory budget of {format_bytes(self.memory_budget)}:"
+                   f" segmenting it in overlapping {tile[0]}x{tile[1]} tiles (set "
+                   "memory_budget / --memory-budget to change)")
+            if self.notify is not None:
+                self.notify(msg)
+            else:
+                warnings.warn(msg, AutoTileNotice, stacklevel=3)
+        return self.predict_tiled(img, tile=tile, batch_size=1)
 
     def _default_tile(self) -> tuple[int, int]:
         max_h, max_w = self.max_size
