@@ -43,9 +43,38 @@ def rebuild_hint(plan: Path, manifest: PlanManifest | None = None) -> str:
     return f"rebuild {plan.name} on this machine: `segdeploy build {source}`"
 
 
+def check_is_plan(plan: Path) -> None:
+    """Refuse an ONNX, text or other non-plan file given as a plan, saying what it is (the
+    missing-sidecar message would tell the user to rebuild something that is no plan)."""
+    if not plan.is_file():
+        return
+    with plan.open("rb") as fh:
+        head = fh.read(4096)
+    kind = None
+    if is_onnx(plan):
+        kind = "an ONNX model"
+    else:
+        try:  # serialized plans are binary (NUL bytes) from their first bytes
+            if b"\0" in head:
+                raise UnicodeDecodeError("utf-8", head, 0, 1, "binary")
+            head.decode("utf-8")
+            kind = "a text file" if head.strip() else "an empty file"
+        except UnicodeDecodeError:
+            if not is_plan(plan):
+                kind = f"a {plan.suffix or 'suffix-less'} file"
+    if kind is not None:
+        fix = (f"run it with ONNX Runtime (--backend onnxruntime), or build a plan from it: "
+               f"`segdeploy build {plan}`" if kind == "an ONNX model"
+               else "give a .plan file written by `segdeploy build`, or an .onnx file")
+        raise ArtifactError(f"{plan} is {kind}, not a TensorRT plan",
+                            expected=f"a TensorRT plan ({', '.join(PLAN_SUFFIXES)}) with its "
+                                     ".plan.json sidecar", fix=fix)
+
+
 def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
     """Load the sidecar of `plan`; a missing, unreadable or malformed one is an ArtifactError."""
     plan = Path(plan)
+    check_is_plan(plan)
     sidecar = plan_manifest_path(plan)
     if not sidecar.is_file():
         raise ArtifactError(
@@ -59,7 +88,8 @@ def read_plan_manifest(plan: str | os.PathLike[str]) -> PlanManifest:
         raise ArtifactError(f"manifest {sidecar} is unreadable ({exc})",
                             fix=rebuild_hint(plan)) from exc
     if not isinstance(data, dict):
-        raise ArtifactError(f"manifest {sidecar} holds a JSON {type(data).__name__}",
+        raise ArtifactError(f"manifest {sidecar} holds a JSON {type(data).__name__}, "
+                            "not a JSON object",
                             expected="a JSON object written by `segdeploy build`",
                             fix=rebuild_hint(plan))
     return PlanManifest.from_dict(data)

@@ -50,7 +50,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     """
     from rich.console import Console
 
-    from segdeploy.atomic import check_output_path
+    from segdeploy.atomic import probe_writable
     from segdeploy.bench.harness import parse_shape, plan_backends, run_bench
     from segdeploy.bench.report import check_plot_path, print_report, write_json, write_plot
     from segdeploy.errors import UsageError, require
@@ -61,14 +61,17 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     if iterations is not None and duration is not None:
         raise UsageError("both --iterations and --duration were given", expected="one of them")
     for path in (json_path, plot_path):
-        if path:
-            check_output_path(path)
+        if path:  # before the measurement, not after it: a full disk is found now
+            probe_writable(path)
     if plot_path:
         check_plot_path(plot_path)
         require("matplotlib", extra="plot", purpose="to draw --plot")
     card = _card(engines, checkpoint)
     parsed = [parse_shape(s, card.in_channels) for s in shapes] or [
         (1, card.in_channels, *card.typical_size())]
+    from segdeploy.bench.shapes import validate_shapes
+
+    validate_shapes(parsed, card)
     graphs = {"both": (False, True), "on": (True,), "off": (False,)}[cuda_graph]
     chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
                                     cuda_graphs=graphs)

@@ -31,7 +31,7 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     from rich.console import Console
     from rich.progress import Progress
 
-    from segdeploy.atomic import check_output_path, write_json_atomic
+    from segdeploy.atomic import probe_writable, write_json_atomic
     from segdeploy.data import dataset_for_model
     from segdeploy.reference_models.checkpoint import load_model
     from segdeploy.training.distributed import DistInfo, resolve_device
@@ -39,7 +39,7 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     from segdeploy.training.report import metrics_tables
 
     if json_path:
-        check_output_path(json_path)
+        probe_writable(json_path)  # before the evaluation: a full disk is found now
     console = Console()
     dev = resolve_device(device, DistInfo())
     model, card = load_model(checkpoint, map_location=dev)

@@ -85,18 +85,30 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _handle_sigterm() -> None:
+def _handle_sigterm() -> object:
+    """Install the SIGTERM handler; returns the previous one (None off the main thread)."""
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: SegdeployError becomes one red line and exit code 1; SIGINT exits 130,
     SIGTERM 143 (128 + the signal number), both after removing partial files."""
-    _handle_sigterm()
+    previous = _handle_sigterm()
+    try:
+        _run(argv)
+    finally:
+        if previous is not None:  # in-process callers (tests, embedding apps) get theirs back
+            import signal
+
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)
     except Terminated:

@@ -42,7 +42,8 @@ def check_channel_mode(mode: str | None, dataset: str, *, allowed: tuple[str, ..
     if mode not in allowed:
         raise DataError(f"dataset {dataset!r} is greyscale and cannot be read as {mode!r}",
                         expected="one of " + ", ".join(allowed),
-                        fix="use channel_mode='grey3' to feed a 3-channel model")
+                        fix="use --channels grey3 (channel_mode='grey3' in Python) to feed "
+                            "a 3-channel model")
     return mode
 
 

@@ -24,11 +24,18 @@ def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") ->
         raise CheckpointError(f"{what} {p} does not exist" if not p.exists()
                               else f"{what} {p} is not a file",
                               expected="a .pt/.pth file", fix="check the path")
+    if is_torchscript_archive(p):
+        raise CheckpointError(
+            f"{p} is a TorchScript archive (torch.jit.save), not a segdeploy {what}",
+            expected="a .pt file of tensors and plain values written by `segdeploy train`",
+            fix=f"export it directly: `segdeploy export {p} --trust-code --classes ... "
+                "--mean ... --std ...` (TorchScript runs code: only for files you trust)")
     try:
         with warnings.catch_warnings():
             # torch warns about the pickle protocol of foreign files before refusing them;
             # the CheckpointError below says what matters.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            warnings.filterwarnings("ignore", message=".*TorchScript")
             return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # a class in the file, or a plain pickle (PROTO opcode) torch cannot read safely;
@@ -44,6 +51,19 @@ def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") ->
                 "model.state_dict() rather than the whole model") from None
     except Exception as exc:  # truncated zip, garbage bytes, empty file...
         raise _corrupt(p, exc) from exc
+
+
+def is_torchscript_archive(p: Path) -> bool:
+    """A zip whose entries include TorchScript's code/ and constants.pkl (read, not run)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return (any(n.endswith("/constants.pkl") for n in names)
+            and any("/code/" in n for n in names))
 
 
 def _starts_like_pickle(p: Path) -> bool:

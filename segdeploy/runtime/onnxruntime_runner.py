@@ -84,8 +84,22 @@ def resolve_providers(requested: str | Sequence[ProviderArg] | None,
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    """ONNX Runtime's reason on one line: its lines joined (the first alone does not say
+    which dimension was wrong), the "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :" prefix and
+    the generic advice dropped."""
+    import re
+
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("Please fix either")]
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", "; ".join(lines))
+    return text[:500] if text else type(exc).__name__
+
+
+def _load_fix(reason: str) -> str:
+    if "external data" in reason.lower():
+        return ("the model's external data must be files inside its own folder: "
+                "keep the .onnx beside its data files, or re-export it with `segdeploy export`")
+    return "the file may be truncated or corrupt: re-export it with `segdeploy export CHECKPOINT`"
 
 
 class OnnxRuntimeRunner(Runner):
@@ -136,11 +150,10 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=providers)
         except self._errors as exc:
-            raise ArtifactError(
-                f"ONNX Runtime could not load {self.path} ({_first_line(exc)})",
-                expected="a complete, valid ONNX file",
-                fix="the file may be truncated or corrupt: re-export it with "
-                    "`segdeploy export CHECKPOINT`") from exc
+            reason = _first_line(exc)
+            raise ArtifactError(f"ONNX Runtime could not load {self.path} ({reason})",
+                                expected="a complete, valid ONNX file",
+                                fix=_load_fix(reason)) from None
         active = self.session.get_providers()
         wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
         wanted_gpu = [p for p in wanted_gpu if p in GPU_PROVIDERS]
