@@ -41,7 +41,9 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         if not sidecar.exists():
             raise ArtifactError(f"{path} has no manifest {sidecar.name} beside it",
                                 fix="rebuild it with `segdeploy build MODEL.onnx`")
-        info = _read_json(sidecar)
+        from segdeploy.runtime.plan_compat import read_plan_manifest
+
+        info = read_plan_manifest(path).to_dict()  # type-checked, unlike the raw JSON
         info["kind"] = "TensorRT plan (manifest " + sidecar.name + ")"
         info["plan_bytes"] = path.stat().st_size
         return info
@@ -57,9 +59,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} is not readable JSON ({exc})") from exc
+        raise ArtifactError(f"{path} is not readable JSON ({exc})",
+                            expected="a JSON file written by segdeploy",
+                            fix="copy the file again or re-create it") from None
     if not isinstance(data, dict):
-        raise ArtifactError(f"{path} does not hold a JSON object")
+        raise ArtifactError(f"{path} holds a JSON {type(data).__name__}, not a JSON object",
+                            expected="a JSON report or manifest written by segdeploy",
+                            fix="re-create it with the segdeploy command that writes it")
     return data
 
 

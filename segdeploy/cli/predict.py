@@ -37,7 +37,21 @@ def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
             images.append(path)
         else:
             raise UsageError(f"{path} does not exist", expected="an image file or a folder")
+    for path in images:  # headers only: a non-image fails now, before any inference
+        check_image_header(path)
     return images, had_folder
+
+
+def check_image_header(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise InputError(f"cannot read image {path} ({exc})",
+                         expected="a PNG, JPEG, BMP or TIFF image",
+                         fix="remove it from the inputs or convert it") from None
 
 
 def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]:
@@ -105,7 +119,8 @@ def load_image(path: Path, channels: int) -> Any:
                              "decompression bomb") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a PNG, JPEG, BMP or TIFF image") from None
+                         expected="a PNG, JPEG, BMP or TIFF image",
+                         fix="check the file is complete, or convert it") from None
 
 
 def _decode(path: Path, channels: int) -> Any:
