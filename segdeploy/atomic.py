@@ -21,7 +21,7 @@ from segdeploy.errors import OutputError, UsageError
 from segdeploy.locking import output_lock
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-#: a library error that does not carry errno (torch.save's "file write failed") counts as a
+#: a library error that does not carry errno (torch.save's "iostream error") counts as a
 #: full disk when less than this is left on the output's file system
 _NEARLY_FULL = 1 << 20
 
@@ -70,7 +70,7 @@ def is_disk_full(exc: BaseException, folder: str | os.PathLike[str]) -> bool:
         if "no space left" in str(e).lower():
             return True
         e = e.__cause__ or e.__context__
-    if isinstance(exc, OSError | RuntimeError) and "writ" in str(exc).lower():
+    if isinstance(exc, RuntimeError):  # torch.save: "iostream error", "unexpected pos"
         free = free_bytes(folder)
         return free is not None and free < _NEARLY_FULL
     return False

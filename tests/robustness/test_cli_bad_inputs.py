@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import Artifacts, assert_one_clear_line, files_under, run_cli
+from robust_helpers import Artifacts, assert_one_clear_line, files_under, run_cli
 
 BAD_MODEL_FILES = ["empty.pt", "garbage.pt", "truncated.pt", "text.pt", "evil.pt",
                    "evil_zip.pt", "state_dict.pt", "torchscript.pt", "future.pt",
