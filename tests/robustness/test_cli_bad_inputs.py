@@ -114,3 +114,21 @@ def test_cli_bad_input(template: str, art: Artifacts, tmp_path, capsys) -> None:
 
 def test_case_count() -> None:
     assert len(CASES) >= 80
+
+
+def test_item8_wording(art: Artifacts, tmp_path, capsys, monkeypatch) -> None:
+    """Item 8: a file used as a folder was said not to exist (fix: mkdir -p a file); a CLI
+    fix named the Python argument; Pillow's DecompressionBombWarning leaked raw lines."""
+    line = assert_one_clear_line(run_cli(
+        ["export", art.ckpt, "-o", f"{art.image}/m.onnx", "--no-progress"], capsys))
+    assert "is a file, not a folder" in line and "mkdir" not in line
+    line = assert_one_clear_line(run_cli(
+        ["train", "unet", "--data", "brain", "--channels", "rgb", "--epochs", "1",
+         "-o", tmp_path / "t.pt", "--no-progress"], capsys))
+    assert "--channels grey3" in line
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40 * 48 - 1)  # warns, below 2x: decodes
+    result = run_cli(["predict", "-e", art.onnx, art.image, "-o", tmp_path / "m.png"], capsys)
+    assert result.code == 0 and "Warning" not in result.out + result.err, result.err
+    assert (tmp_path / "m.png").exists()
