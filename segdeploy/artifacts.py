@@ -53,15 +53,14 @@ def check_is_plan(plan: Path) -> None:
     kind = None
     if is_onnx(plan):
         kind = "an ONNX model"
-    else:
-        try:  # serialized plans are binary (NUL bytes) from their first bytes
+    elif not is_plan(plan):  # a plan suffix is trusted: TensorRT itself judges the bytes
+        try:
             if b"\0" in head:
                 raise UnicodeDecodeError("utf-8", head, 0, 1, "binary")
             head.decode("utf-8")
             kind = "a text file" if head.strip() else "an empty file"
         except UnicodeDecodeError:
-            if not is_plan(plan):
-                kind = f"a {plan.suffix or 'suffix-less'} file"
+            kind = f"a {plan.suffix or 'suffix-less'} file"
     if kind is not None:
         fix = (f"run it with ONNX Runtime (--backend onnxruntime), or build a plan from it: "
                f"`segdeploy build {plan}`" if kind == "an ONNX model"

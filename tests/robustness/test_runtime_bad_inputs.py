@@ -85,7 +85,7 @@ def test_load_bad_artifact(name: str, art: Artifacts) -> None:
     assert "\n" not in text and ("Expected" in text or "Fix:" in text), text
     if name == "escape.onnx":  # item 8: the fix must not blame a corrupt file
         assert "truncated or corrupt" not in text and "external data" in text
-    if name in ("notes.plan", "notes.txt"):  # item 8: not told to "rebuild"
+    if name == "notes.txt":  # item 8: not told to "rebuild"
         assert "rebuild" not in text
 
 
