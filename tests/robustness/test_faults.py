@@ -33,7 +33,8 @@ def full_disk(tmp_path: Path):
             os.close(fd)
         yield mount
     finally:
-        subprocess.run(["umount", str(mount)], check=False)
+        # lazy: a child process that still holds a file there must not keep the mount alive
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 FULL_DISK_CASES = {
