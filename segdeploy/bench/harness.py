@@ -35,7 +35,8 @@ def parse_shape(text: str, channels: int) -> Shape:
 def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
                   names: Sequence[str] | None, *, threads: int | None = None,
                   cuda_graphs: Sequence[bool] = (False, True),
-                  openvino_precisions: Sequence[str] | None = None) -> tuple[list[BenchBackend], dict[str, str]]:
+                  openvino_precisions: Sequence[str] | None = None
+                  ) -> tuple[list[BenchBackend], dict[str, str]]:
     """The backends to run for these files, and those asked for that cannot run (with why).
 
     names=None means every backend these files allow; an explicit name that no file allows

@@ -101,15 +101,17 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
                    "engine takes).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None,
               help="Context pixels discarded at each tile side (default tile/8).")
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default=None,
-              help="Default: from the file suffix.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "openvino", "tensorrt"]),
+              default=None, help="Default: from the file suffix (.onnx: ONNX Runtime).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="OpenVINO inference precision [default: auto, the CPU's fastest].")
 @click.option("--providers", default=None,
               help="ONNX Runtime providers, e.g. 'cuda,cpu' (default: CUDA if available).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads.")
 def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
             tile: int | None, overlap: int | None, backend: str | None,
-            providers: str | None, threads: int | None) -> None:
+            providers: str | None, threads: int | None, precision: str | None) -> None:
     """Segment images with an exported model and write palette PNG masks."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -129,7 +131,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
                          expected="a folder for several images")
     targets = output_paths(images, out, single_file)
     console = Console(stderr=True)
-    with Segmenter.load(engine, backend=backend, providers=providers, threads=threads) as seg:
+    with Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
+                        precision=precision) as seg:
         progress = Progress("[progress.description]{task.description}", BarColumn(),
                             MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                             transient=True, disable=len(images) < 2)
