@@ -2,4 +2,4 @@
 
 CALIBRATIONS = ("minmax", "percentile", "entropy")
 #: measured best on the trained brain U-Net and FCN-8s (BENCHMARKS.md, "INT8 calibration")
-DEFAULT_CALIBRATION = "minmax"
+DEFAULT_CALIBRATION = "percentile"

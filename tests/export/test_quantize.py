@@ -34,7 +34,7 @@ def test_quantize_gates_and_writes_int8_metadata(brain_onnx, tmp_path) -> None:
     info = ExportInfo.from_metadata_props(_props(out))
     assert info.precision == "int8" and set(info.fp32_nodes) == set(result.fp32_nodes)
     quant = json.loads(_props(out)[QUANT_METADATA_KEY])
-    assert quant["format"] == "QDQ" and quant["calibration"] == "minmax"
+    assert quant["format"] == "QDQ" and quant["calibration"] == "percentile"
     assert _qdq_nodes(out) > 0 and not list(tmp_path.glob("*.tmp*"))
     from segdeploy.runtime import Segmenter
 
