@@ -157,7 +157,7 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
     return PrecisionChoice("given", ("EXPLICIT_BATCH",), fp16, False, note)
 
 
-def _int8_plan(trt_major: int, requested: str, onnx_precision: str) -> PrecisionPlan:
+def _int8_plan(trt_major: int, requested: str, onnx_precision: str) -> PrecisionChoice:
     if onnx_precision != "int8":
         raise UsageError(f"an int8 engine cannot be built from a {onnx_precision} ONNX",
                          expected="an INT8 QDQ ONNX (MODEL.int8.onnx)",
@@ -168,9 +168,9 @@ def _int8_plan(trt_major: int, requested: str, onnx_precision: str) -> Precision
                          fix="pass MODEL.onnx for --precision fp32")
     if trt_major >= 10:
         flags = ("STRONGLY_TYPED",) if trt_major == 10 else ()
-        return PrecisionPlan("given", flags, (), True,
+        return PrecisionChoice("given", flags, (), True,
                              "explicit INT8 from the QDQ ONNX (strongly typed)")
-    return PrecisionPlan("given", ("EXPLICIT_BATCH",), ("INT8",), False,
+    return PrecisionChoice("given", ("EXPLICIT_BATCH",), ("INT8",), False,
                          "explicit INT8: BuilderFlag.INT8 over the QDQ network")
 
 
