@@ -16,7 +16,7 @@ import numpy as np
 
 from segdeploy.errors import DataError
 from segdeploy.manifest import ExportInfo
-from segdeploy.runtime.preprocess import SizeBox, plan_padding, reflect_pad, to_model_input
+from segdeploy.runtime.preprocess import SizeBox, choose_padding, reflect_pad, to_model_input
 from segdeploy.training.metrics import ConfusionMatrix
 
 
@@ -47,7 +47,7 @@ def model_feed(image: np.ndarray, info: ExportInfo, dtype: np.dtype) -> np.ndarr
     """One HxWxC uint8 image -> the graph's 1-image input, reflection-padded to a valid size."""
     card = info.card
     h, w = image.shape[:2]
-    plan = plan_padding(h, w, boxes=[SizeBox()], multiple=max(card.size_multiple, 1),
+    plan = choose_padding(h, w, boxes=[SizeBox()], multiple=max(card.size_multiple, 1),
                         min_size=card.min_size)
     layout = info.input_layout.upper() if np.dtype(dtype) == np.uint8 else "NCHW"
     return to_model_input(reflect_pad(image[None], plan), dtype=dtype, layout=layout,
