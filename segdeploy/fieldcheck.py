@@ -27,7 +27,7 @@ def type_problem(value: Any, tp: Any, where: str) -> str | None:
         if all(type_problem(value, a, where) for a in typing.get_args(tp)):
             return f"{where} is {type(value).__name__} {value!r:.40}, expected {_describe(tp)}"
         return None
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return None if isinstance(value, tp) else f"{where} is not a JSON object"
     if origin in (list, tuple):
         if not isinstance(value, list | tuple):

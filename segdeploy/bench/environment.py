@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from segdeploy import __version__
+from segdeploy.bench.cpu_features import cpu_extensions
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -88,7 +89,8 @@ def library_versions() -> dict[str, str]:
     out["numpy"] = numpy.__version__
     for name, dists in (("onnxruntime", ("onnxruntime", "onnxruntime-gpu")),
                         ("tensorrt", ("tensorrt", "tensorrt-cu13", "tensorrt-cu12")),
-                        ("cuda-python", ("cuda-bindings", "cuda-python"))):
+                        ("cuda-python", ("cuda-bindings", "cuda-python")),
+                        ("openvino", ("openvino",))):
         for dist in dists:
             v = _version(dist)
             if v:
@@ -122,6 +124,7 @@ def collect_environment(threads: int | None = None) -> dict[str, Any]:
         "host": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu_model(),
+        "cpu_extensions": cpu_extensions(),
         "cores": {"logical": os.cpu_count() or 1, "usable": usable_cores()},
         "gpus": gpu_models(),
         "threads": thread_settings(threads),
@@ -139,6 +142,7 @@ def describe_environment(env: dict[str, Any]) -> str:
         f"date: {env.get('date', '?')}   host: {env.get('host', '?')}   os: {env.get('os', '?')}",
         f"cpu: {env.get('cpu', '?')} ({cores.get('usable', '?')} usable of "
         f"{cores.get('logical', '?')} logical cores)   gpu: {gpus}",
+        f"cpu extensions: {', '.join(env.get('cpu_extensions') or []) or 'none detected'}",
         f"threads: {threads}",
         f"versions: {versions}",
     ])

@@ -195,7 +195,8 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
         raise UsageError(f"output {plan_path} would overwrite the ONNX input",
                          fix="choose another -o path, e.g. MODEL.plan")
     if request.precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {request.precision!r}", expected="fp16 or fp32")
+        raise UsageError(f"unknown precision {request.precision!r}",
+                         expected="fp16, fp32 or int8")
     if request.optimization_level is not None:
         check_optimization_level(request.optimization_level)
     if request.hardware_compatibility not in (None, *HARDWARE_COMPATIBILITY):
@@ -209,6 +210,10 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
         EngineCache(request.cache_dir).prepare()
 
     facts = read_onnx_facts(src)
+    if facts.export.precision == "int8" and request.precision == "fp16":  # the CLI default
+        request = dataclasses.replace(request, precision="int8")
+    if "int8" in (request.precision, facts.export.precision):
+        decide_precision(10, request.precision, facts.export.precision)  # refuses mismatches
     if len(facts.inputs) != 1 or len(facts.inputs[0].shape) != 4:
         raise ArtifactError(
             f"{src} has inputs {[(i.name, list(i.shape)) for i in facts.inputs]}",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from segdeploy.errors import ArtifactError, BuildError, UsageError
 
-PRECISIONS = ("fp16", "fp32")
+PRECISIONS = ("fp16", "fp32", "int8")
 HARDWARE_COMPATIBILITY = {"ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
 OPTIMIZATION_LEVELS = range(0, 6)
 
@@ -115,7 +115,11 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
     """The precision choice for (TensorRT major, requested precision, precision of the given ONNX).
 
     `fp32_sibling` says whether an FP32 ONNX of the same model lies beside a given FP16 one.
+    An INT8 (QDQ) ONNX is explicit quantization: strongly typed on TensorRT >= 10 (11 has no
+    INT8 flag or calibrator), BuilderFlag.INT8 over the QDQ network on 8.x.
     """
+    if "int8" in (requested, onnx_precision) and requested in PRECISIONS:
+        return _int8_plan(trt_major, requested, onnx_precision)
     if requested not in PRECISIONS:
         raise UsageError(f"unknown precision {requested!r}", expected="fp16 or fp32",
                          fix="pass --precision fp16 or --precision fp32")
@@ -151,6 +155,23 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
     if onnx_precision == "fp16":
         note = "no FP32 ONNX beside the given float16 one: BuilderFlag.FP16 over the mixed graph"
     return PrecisionChoice("given", ("EXPLICIT_BATCH",), fp16, False, note)
+
+
+def _int8_plan(trt_major: int, requested: str, onnx_precision: str) -> PrecisionChoice:
+    if onnx_precision != "int8":
+        raise UsageError(f"an int8 engine cannot be built from a {onnx_precision} ONNX",
+                         expected="an INT8 QDQ ONNX (MODEL.int8.onnx)",
+                         fix="run `segdeploy quantize MODEL.onnx --data DATA --symmetric` and "
+                             "build MODEL.int8.onnx")
+    if requested == "fp32":
+        raise UsageError("an fp32 engine cannot be built from an INT8 ONNX",
+                         fix="pass MODEL.onnx for --precision fp32")
+    if trt_major >= 10:
+        flags = ("STRONGLY_TYPED",) if trt_major == 10 else ()
+        return PrecisionChoice("given", flags, (), True,
+                             "explicit INT8 from the QDQ ONNX (strongly typed)")
+    return PrecisionChoice("given", ("EXPLICIT_BATCH",), ("INT8",), False,
+                         "explicit INT8: BuilderFlag.INT8 over the QDQ network")
 
 
 def check_opset(version: TrtVersion, opset: int) -> None:

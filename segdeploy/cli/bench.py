@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 #: kept in step with segdeploy.bench.harness.BACKEND_NAMES (a test checks)
-BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
+BACKENDS = ("pytorch", "onnxruntime", "openvino", "segmenter", "tensorrt")
 
 
 @click.command("bench")
@@ -26,6 +26,12 @@ BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
               help="Backends to run; repeat for several [default: every one the files allow].")
 @click.option("--cuda-graph", type=click.Choice(["both", "on", "off"]), default="both",
               show_default=True, help="TensorRT: time with CUDA graphs, without, or both.")
+@click.option("--openvino-precision", "ov_precisions", multiple=True,
+              type=click.Choice(["auto", "fp32", "bf16"]),
+              help="OpenVINO inference precisions to time; repeat for several [default: fp32, "
+                   "and bf16 where the CPU has AMX-BF16 or AVX-512 BF16].")
+@click.option("--sequential", is_flag=True,
+              help="Time backends one after another instead of round-robin per iteration.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for ONNX Runtime and PyTorch [default: theirs].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
@@ -36,7 +42,8 @@ BACKENDS = ("pytorch", "onnxruntime", "segmenter", "tensorrt")
               help="Progress bar [default: when the output is a terminal].")
 def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str, ...],
             warmup: int, iterations: int | None, duration: float | None,
-            backends: tuple[str, ...], cuda_graph: str, threads: int | None,
+            backends: tuple[str, ...], cuda_graph: str, ov_precisions: tuple[str, ...],
+            sequential: bool, threads: int | None,
             json_path: str | None, plot_path: str | None, progress: bool | None) -> None:
     """Time one batch per iteration on each backend and report min / mean / median / p90 /
     p95 / p99 / max latency, throughput and speed-up over the slowest backend.
@@ -45,6 +52,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     segdeploy bench --engine fcn8s.onnx --checkpoint fcn8s.pt -s 1x3x256x256 -s 4x3x256x256
     segdeploy bench --engine fcn8s.plan --duration 10 --json bench.json --plot bench.png
 
+    Backends run round-robin, one iteration each in turn, so that ratios hold on a busy
+    machine. "openvino" times the .onnx files with OpenVINO on the CPU.
     "segmenter" times Segmenter.predict on uint8 images (pre- and post-processing included);
     "tensorrt" adds host->device, GPU compute and device->host times from CUDA events.
     """
@@ -74,12 +83,13 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     validate_shapes(parsed, card)
     graphs = {"both": (False, True), "on": (True,), "off": (False,)}[cuda_graph]
     chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
-                                    cuda_graphs=graphs)
+                                    cuda_graphs=graphs,
+                                    openvino_precisions=ov_precisions or None)
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
         console = Console(width=max(console.width, 160))
     report = run_bench(chosen, parsed, warmup=warmup, iterations=iterations, duration=duration,
-                       threads=threads, strict=bool(backends),
+                       threads=threads, strict=bool(backends), interleave=not sequential,
                        progress=console.is_terminal if progress is None else progress,
                        settings={"engines": list(engines), "checkpoint": checkpoint,
                                  "arch": card.arch})

@@ -33,8 +33,8 @@ def request_from_options(model: str, *, output: str | None = None, precision: st
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Plan to write [default: MODEL.plan beside the ONNX]; MODEL.plan.json too.")
-@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16",
-              show_default=True)
+@click.option("--precision", type=click.Choice(["fp16", "fp32", "int8"]), default="fp16",
+              show_default=True, help="An INT8 QDQ ONNX (`segdeploy quantize`) builds as int8.")
 @click.option("--profile", "profiles", multiple=True, metavar="min=NxCxHxW,opt=..,max=..",
               help="An optimisation profile (repeat for several) [default: from the model's "
                    "metadata: smallest accepted size, training size, 4x1024x1024].")

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "train",
     "eval",
     "export",
+    "quantize",
     "build",
     "predict",
     "bench",

@@ -161,8 +161,10 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
                    "engine takes).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None,
               help="Context pixels discarded at each tile side (default tile/8).")
-@click.option("--backend", type=click.Choice(["onnxruntime", "tensorrt"]), default=None,
-              help="Default: from the file suffix.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "openvino", "tensorrt"]),
+              default=None, help="Default: from the file suffix (.onnx: ONNX Runtime).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="OpenVINO inference precision [default: auto, the CPU's fastest].")
 @click.option("--providers", default=None,
               help="ONNX Runtime providers, e.g. 'cuda,cpu' (default: CUDA if available).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -172,7 +174,8 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
                    "this (e.g. 4G) are tiled [default: half the available memory].")
 def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
             tile: int | None, overlap: int | None, backend: str | None,
-            providers: str | None, threads: int | None, memory_budget: str | None) -> None:
+            providers: str | None, threads: int | None, memory_budget: str | None,
+            precision: str | None) -> None:
     """Segment images with an exported model and write palette PNG masks."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -198,7 +201,7 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
     console = Console(stderr=True)
     with (made_folder(out, single_file),
           Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
-                         memory_budget=memory_budget) as seg):
+                         memory_budget=memory_budget, precision=precision) as seg):
         seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
         progress = Progress("[progress.description]{task.description}", BarColumn(),
                             MofNCompleteColumn(), TimeRemainingColumn(), console=console,

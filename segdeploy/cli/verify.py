@@ -26,14 +26,18 @@ import click
               help="Largest allowed mIoU drop against the labels, in points [default: 0.5 "
                    "for FP16 engines, unchecked for FP32].")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime CPU threads.")
+@click.option("--backend", type=click.Choice(["onnxruntime", "openvino", "tensorrt"]),
+              default=None, help="Runtime of the engine [default: from the file suffix].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="OpenVINO inference precision; bf16 is judged like fp16.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report to this JSON file.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
 def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: str | None,
             max_images: int, batch_size: int, min_agreement: float | None,
-            max_miou_drop: float | None, threads: int | None, json_path: str | None,
-            progress: bool | None) -> None:
+            max_miou_drop: float | None, threads: int | None, backend: str | None,
+            precision: str | None, json_path: str | None, progress: bool | None) -> None:
     """Run CHECKPOINT in PyTorch and ENGINE on the same images at several sizes; report logit
     errors (max / mean / p99), argmax agreement, IoU between the two masks and both mIoUs
     against the labels. Exits with code 1 when a threshold fails.
@@ -60,6 +64,7 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
                         sizes=parse_sizes(sizes) if sizes else None, max_images=max_images,
                         batch_size=batch_size, min_agreement=min_agreement,
                         max_miou_drop=max_miou_drop, threads=threads,
+                        backend=backend, precision=precision,
                         progress=console.is_terminal if progress is None else progress)
     print_report(report, console)
     for note in report["notes"]:

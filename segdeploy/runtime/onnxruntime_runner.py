@@ -83,6 +83,40 @@ def resolve_providers(requested: str | Sequence[ProviderArg] | None,
     return names
 
 
+#: idle intra-op threads do not spin: measured in BENCHMARKS.md ("ONNX Runtime thread spinning")
+DEFAULT_SPINNING = False
+_SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
+
+
+def session_options(ort: Any, given: Any, *, threads: int | None, spinning: bool) -> Any:
+    """An ort.SessionOptions from the user's object or config dict, threads and spinning.
+
+    Config entries the user gives win over `spinning`."""
+    if given is not None and not isinstance(given, Mapping | ort.SessionOptions):
+        raise UsageError(f"session_options is a {type(given).__name__}",
+                         expected="an onnxruntime.SessionOptions or a dict of config entries")
+    options = given if isinstance(given, ort.SessionOptions) else ort.SessionOptions()
+    if not isinstance(given, ort.SessionOptions):
+        options.log_severity_level = 3  # errors only; we raise our own messages
+    entries = dict(given) if isinstance(given, Mapping) else {}
+    for key in _SPIN_KEYS:
+        if key not in entries and not _has_entry(options, key):
+            entries[key] = "1" if spinning else "0"
+    for key, value in entries.items():
+        options.add_session_config_entry(str(key), str(value))
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _has_entry(options: Any, key: str) -> bool:
+    try:
+        options.get_session_config_entry(key)
+    except RuntimeError:  # onnxruntime raises for a key never set
+        return False
+    return True
+
+
 def _first_line(exc: BaseException) -> str:
     """ONNX Runtime's reason on one line: its lines joined (the first alone does not say
     which dimension was wrong), the "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :" prefix and
@@ -108,6 +142,10 @@ class OnnxRuntimeRunner(Runner):
     providers: 'cpu', 'cuda', 'tensorrt' (or ONNX Runtime names, or (name, options) tuples).
     threads: intra-op threads (None: ONNX Runtime's default, one per physical core).
     io_binding: None binds I/O on GPU providers only; True/False forces it.
+    session_options: an `onnxruntime.SessionOptions`, or a dict of session config entries
+    (`{"session.intra_op.allow_spinning": "0"}`) applied over the defaults.
+    spinning: whether idle intra-op threads spin. None: DEFAULT_SPINNING, chosen by measurement
+    (BENCHMARKS.md: spinning threads make two sessions used in turn ~2x slower each).
     """
 
     name = "onnxruntime"
@@ -115,7 +153,8 @@ class OnnxRuntimeRunner(Runner):
     def __init__(self, path: str | os.PathLike[str], *,
                  providers: str | Sequence[ProviderArg] | None = None,
                  threads: int | None = None, io_binding: bool | None = None,
-                 device_id: int = 0) -> None:
+                 device_id: int = 0, session_options: Any = None,
+                 spinning: bool | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
@@ -127,6 +166,8 @@ class OnnxRuntimeRunner(Runner):
         self.threads = threads
         self.io_binding = io_binding
         self.device_id = device_id
+        self.session_options = session_options
+        self.spinning = DEFAULT_SPINNING if spinning is None else bool(spinning)
         self.session: Any = None
         self._use_binding = False
         self._errors: tuple[type[BaseException], ...] = ()
@@ -142,10 +183,8 @@ class OnnxRuntimeRunner(Runner):
             "NotImplemented", "RuntimeException", "EPFail") if hasattr(state, n))
         providers = resolve_providers(self.requested_providers, ort.get_available_providers())
         providers = [self._with_device(p) for p in providers]
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only; we raise our own messages
-        if self.threads is not None:
-            options.intra_op_num_threads = self.threads
+        options = session_options(ort, self.session_options, threads=self.threads,
+                                  spinning=self.spinning)
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=providers)

@@ -44,14 +44,15 @@ from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import round_down, round_up, run_tiled, tile_grid
 
 BACKENDS = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime",
-            "tensorrt": "tensorrt", "trt": "tensorrt"}
+            "tensorrt": "tensorrt", "trt": "tensorrt", "openvino": "openvino", "ov": "openvino"}
 DEFAULT_TILE = 512
 
 
 def backend_for(path: Path, backend: str | None) -> str:
     if backend is not None:
         if backend.lower() not in BACKENDS:
-            raise UsageError(f"unknown backend {backend!r}", expected="'onnxruntime' or 'tensorrt'")
+            raise UsageError(f"unknown backend {backend!r}",
+                             expected="'onnxruntime', 'openvino' or 'tensorrt'")
         return BACKENDS[backend.lower()]
     if is_onnx(path):
         return "onnxruntime"
@@ -60,6 +61,20 @@ def backend_for(path: Path, backend: str | None) -> str:
     raise UsageError(f"cannot tell the backend of {path.name} from its suffix",
                      expected=f".onnx or one of {', '.join(PLAN_SUFFIXES)}",
                      fix="rename the file or pass backend='onnxruntime' / 'tensorrt'")
+
+
+def _onnx_runner(kind: str, path: Path, *, providers: Any, threads: int | None,
+                 precision: str | None, options: dict[str, Any]) -> Runner:
+    """The runner of an .onnx file: ONNX Runtime, or OpenVINO on the CPU."""
+    if kind == "onnxruntime":
+        from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(path, providers=providers, threads=threads, **options)
+    if providers is not None:
+        raise UsageError("providers apply to ONNX Runtime only", fix="drop them for OpenVINO")
+    from segdeploy.runtime.openvino_runner import OpenVINORunner
+
+    return OpenVINORunner(path, precision=precision or "auto", threads=threads, **options)
 
 
 class Segmenter:
@@ -109,13 +124,16 @@ class Segmenter:
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, backend: str | None = None,
              providers: str | Sequence[Any] | None = None, threads: int | None = None,
-             memory_budget: int | str | None = None, **options: Any) -> Segmenter:
-        """Open an .onnx (ONNX Runtime) or .plan/.engine (TensorRT) file.
+             memory_budget: int | str | None = None, precision: str | None = None,
+             **options: Any) -> Segmenter:
+        """Open an .onnx (ONNX Runtime, or OpenVINO with backend="openvino") or a
+        .plan/.engine (TensorRT) file.
 
-        providers / threads apply to ONNX Runtime; other keyword options go to the runner
-        (e.g. cuda_graph=True, device=1 for TensorRT; io_binding for ONNX Runtime).
-        memory_budget (bytes or '4G'; default half the available memory): predict() tiles
-        images whose untiled run would need more.
+        providers apply to ONNX Runtime, threads to ONNX Runtime and OpenVINO, precision
+        ("auto" | "fp32" | "bf16") to OpenVINO; other keyword options go to the runner
+        (session_options=, spinning=, io_binding= for ONNX Runtime; cuda_graph=True,
+        device=1 for TensorRT). memory_budget (bytes or '4G'; default half the available
+        memory): predict() tiles images whose untiled run would need more.
         """
         path = Path(path)
         if not path.is_file():
@@ -123,14 +141,18 @@ class Segmenter:
                                 fix="check the path; `segdeploy export` writes .onnx files "
                                     "and `segdeploy build` writes .plan files")
         kind = backend_for(path, backend)
+        if precision is not None and kind != "openvino":
+            raise UsageError(f"precision={precision!r} applies to OpenVINO only",
+                             fix="pass backend='openvino', or drop precision (ONNX Runtime "
+                                 "and TensorRT take the precision of the file)")
         runner: Runner
-        if kind == "onnxruntime":
-            from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
-            runner = OnnxRuntimeRunner(path, providers=providers, threads=threads, **options)
+        if kind in ("onnxruntime", "openvino"):
+            runner = _onnx_runner(kind, path, providers=providers, threads=threads,
+                                  precision=precision, options=options)
             runner.activate()
             try:
-                info = ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+                info = ExportInfo.from_metadata_props(
+                    runner.custom_metadata(), source=str(path))  # type: ignore[attr-defined]
                 return cls(runner, info, memory_budget=memory_budget)
             except BaseException:
                 runner.close()

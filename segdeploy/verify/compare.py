@@ -92,12 +92,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def judged_precision(graph: str, computed: str | None) -> str:
+    """The precision a run is judged by: the graph's, or a lower one the runtime computed in
+    (an FP32 graph that OpenVINO ran in bf16 is judged like fp16)."""
+    if graph == "fp32" and computed in ("bf16", "fp16"):
+        return computed
+    return graph
+
+
 def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None = None,
                split: str = "val", sizes: Sequence[tuple[int, int]] | None = None,
                max_images: int = DEFAULT_MAX_IMAGES, batch_size: int = 1,
                min_agreement: float | None = None, max_miou_drop: float | None = None,
-               threads: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict)."""
+               threads: int | None = None, progress: bool = True, backend: str | None = None,
+               precision: str | None = None) -> dict[str, Any]:
+    """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict).
+
+    The gate follows what ran: an INT8 graph by the int8 gate, OpenVINO's bf16 like fp16."""
     import torch
 
     from segdeploy.data import dataset_for_model
@@ -110,12 +121,14 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
                          expected="at least 1 each")
     model, card = load_model(checkpoint)
     engine = Path(engine)
-    seg = Segmenter.load(engine, threads=threads) if is_onnx(engine) \
-        else Segmenter.load(engine)
+    seg = Segmenter.load(engine, threads=threads, backend=backend, precision=precision) \
+        if is_onnx(engine) else Segmenter.load(engine, backend=backend)
     try:
         info = seg.info
         notes = _compatibility_notes(card, info, Path(checkpoint))
-        thresholds = Thresholds.for_precision(info.precision, min_agreement=min_agreement,
+        judged = judged_precision(info.precision,
+                                  getattr(seg.runner, "inference_precision", None))
+        thresholds = Thresholds.for_precision(judged, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)
         dataset = dataset_for_model(card, data, split)
         name = data or dataset.name
@@ -158,7 +171,8 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         seg.close()
     return {
         "checkpoint": str(checkpoint), "engine": str(engine), "engine_name": engine.name,
-        "backend": seg.runner.name, "precision": info.precision, "arch": card.arch,
+        "backend": seg.runner.name, "precision": info.precision, "judged_as": judged,
+        "arch": card.arch,
         "classes": list(card.classes), "data": name, "split": split,
         "images": len(pairs), "thresholds": thresholds.to_dict(), "sizes": results,
         "passed": not any(r["failures"] for r in results), "notes": notes,

@@ -109,7 +109,21 @@ def test_fp32_engine_from_fp16_onnx_needs_the_fp32_file(major):
 
 def test_bad_precisions_are_refused():
     with pytest.raises(UsageError, match="unknown precision"):
+        decide_precision(10, "int4", "fp32")
+    with pytest.raises(UsageError, match="int8 engine cannot be built from a fp32 ONNX"):
         decide_precision(10, "int8", "fp32")
+    with pytest.raises(UsageError, match="fp32 engine cannot be built from an INT8 ONNX"):
+        decide_precision(11, "fp32", "int8")
+
+
+@pytest.mark.parametrize("major, flags, builder", [(8, ("EXPLICIT_BATCH",), ("INT8",)),
+                                                   (10, ("STRONGLY_TYPED",), ()), (11, (), ())])
+@pytest.mark.parametrize("requested", ["fp16", "int8"])
+def test_int8_qdq_onnx_is_explicit_int8(major, flags, builder, requested):
+    plan = decide_precision(major, requested, "int8")
+    assert (plan.onnx_source, plan.network_flags, plan.builder_flags) == \
+        ("given", flags, builder)
+    assert plan.strongly_typed == (major >= 10)
     with pytest.raises(ArtifactError, match="precision 'bf16'"):
         decide_precision(10, "fp16", "bf16")
 

@@ -1,0 +1,137 @@
+"""OpenVINO backend on the CPU behind the Runner protocol: FP32 and INT8 (QDQ) ONNX alike.
+
+OpenVINO reads the .onnx directly (dynamic H and W stay dynamic) and compiles it for the
+CPU. `precision` is its inference precision hint: "fp32", "bf16", or "auto", which keeps the
+plugin's own choice (bf16 on CPUs with AMX / AVX-512 BF16, else fp32: what those CPUs run
+fastest, see BENCHMARKS.md); the precision it really used is read back after compiling and
+kept in `inference_precision`. An INT8 QDQ graph runs its quantized layers in int8 either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import ArtifactError, InputError, UsageError, require
+from segdeploy.runtime.device_arrays import DeviceView
+from segdeploy.runtime.runner import Runner, TensorSpec
+
+PRECISIONS = ("auto", "fp32", "bf16")
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+#: OpenVINO's element type names -> segdeploy's precision words
+_TYPE_WORDS = {"f32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16",
+               "f16": "fp16", "float16": "fp16"}
+
+
+def require_openvino() -> Any:
+    """Import openvino or raise MissingDependencyError naming the extra."""
+    return require("openvino", extra="openvino", purpose="to run models with OpenVINO")
+
+
+def precision_word(value: Any) -> str:
+    """'bf16' from OpenVINO's Type('bf16') / 'bfloat16' / <Type: 'bfloat16'>."""
+    text = str(getattr(value, "get_type_name", lambda: value)()).lower()
+    for key, word in _TYPE_WORDS.items():
+        if key in text:
+            return word
+    return text
+
+
+class OpenVINORunner(Runner):
+    """Runs an .onnx file with OpenVINO on the CPU.
+
+    precision: "auto" (the plugin's default), "fp32" or "bf16" (inference precision hint).
+    threads: inference threads (None: OpenVINO's default, all cores).
+    """
+
+    name = "openvino"
+
+    def __init__(self, path: str | os.PathLike[str], *, precision: str = "auto",
+                 threads: int | None = None, device: str = "CPU") -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ArtifactError(f"ONNX file {self.path} does not exist",
+                                fix="check the path, or export one with `segdeploy export`")
+        if precision not in PRECISIONS:
+            raise UsageError(f"precision={precision!r}", expected=" | ".join(PRECISIONS))
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise UsageError(f"threads={threads!r}", expected="a positive integer or None")
+        self.precision = precision
+        self.threads = threads
+        self.device = device
+        self.inference_precision: str | None = None
+        self._compiled: Any = None
+        self._request: Any = None
+        self._metadata: dict[str, str] = {}
+
+    def _activate(self) -> None:
+        ov = require_openvino()
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+        except RuntimeError as exc:
+            raise ArtifactError(f"OpenVINO could not read {self.path} ({_first_line(exc)})",
+                                expected="a complete, valid ONNX file",
+                                fix="re-export it with `segdeploy export CHECKPOINT`") from exc
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.precision in _HINTS:
+            config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        self._metadata = _onnx_metadata(self.path)
+        self._compiled = core.compile_model(model, self.device, config)
+        self._request = self._compiled.create_infer_request()
+        self.inference_precision = precision_word(
+            self._compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    def _deactivate(self) -> None:
+        self._request = self._compiled = None
+
+    def custom_metadata(self) -> dict[str, str]:
+        """The ONNX file's metadata_props (read with onnxruntime, which the base install has)."""
+        self._require_active()
+        return dict(self._metadata)
+
+    def _spec(self, port: Any) -> TensorSpec:
+        shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+        return TensorSpec(port.get_any_name(), np.dtype(port.get_element_type().to_dtype()),
+                          shape)
+
+    def _input_specs(self) -> dict[str, TensorSpec]:
+        return {p.get_any_name(): self._spec(p) for p in self._compiled.inputs}
+
+    def _output_specs(self) -> dict[str, TensorSpec]:
+        return {p.get_any_name(): self._spec(p) for p in self._compiled.outputs}
+
+    def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
+        if any(isinstance(v, DeviceView) for v in feeds.values()):
+            raise InputError("a feed is in GPU memory but OpenVINO runs on the CPU",
+                             fix="pass host (numpy) arrays")
+        try:
+            self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        except RuntimeError as exc:
+            shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+            raise InputError(f"OpenVINO failed on inputs {shapes} ({_first_line(exc)})",
+                             fix="use Segmenter.predict, which pads the image to a "
+                                 "supported size") from exc
+        return {n: self._request.get_tensor(n).data.copy() for n in output_names}
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    ort = require("onnxruntime", purpose="to read the ONNX metadata")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), sess_options=options,
+                                   providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
