@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test test-zoo zoo-venv lint venv clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +38,27 @@ test: $(STAMP)
 TYPED := segdeploy/runtime segdeploy/manifest.py segdeploy/errors.py segdeploy/artifacts.py \
          segdeploy/comparison.py segdeploy/dims.py
 
+# Third-party zoos (segmentation_models_pytorch, torchvision) in their own venv:
+# torchvision does not import with the 2.13 CPU build, so this one pins 2.14.1.
+ZOO := .venv-zoo
+ZOO_STAMP := $(ZOO)/.installed
+
+$(ZOO_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(ZOO)
+	$(ZOO)/bin/python -m pip install -q --upgrade pip
+	$(ZOO)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(ZOO)/bin/python -m pip install -q segmentation-models-pytorch==0.6.0
+	$(ZOO)/bin/python -m pip install -q -e '.[torch,dev]' torch==2.14.1
+	touch $(ZOO_STAMP)
+
+zoo-venv: $(ZOO_STAMP)
+
+test-zoo: $(ZOO_STAMP)
+	$(ZOO)/bin/python -m pytest -q tests/zoo
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(TYPED)
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo-output
+	rm -rf $(VENV) $(ZOO) build *.egg-info demo-output

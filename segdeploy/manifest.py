@@ -162,14 +162,16 @@ class ExportInfo:
         return flat
 
     @classmethod
-    def from_metadata_props(cls, props: dict[str, str], *, source: str = "ONNX file") -> ExportInfo:
+    def from_metadata_props(cls, props: dict[str, str], *, source: str = "ONNX file",
+                            card_hint: str = "") -> ExportInfo:
         raw = props.get(ONNX_METADATA_KEY)
         if raw is None:
+            hint = card_hint or "--classes NAME1,NAME2,..."
             raise ArtifactError(
-                f"{source} has no segdeploy metadata",
-                expected="an ONNX file written by `segdeploy export`",
-                fix="export it with `segdeploy export CHECKPOINT`, or pass the model's "
-                    "classes/mean/std explicitly")
+                f"{source} has no segdeploy metadata (classes, mean/std)",
+                expected="an ONNX file written by `segdeploy export`, or one given a card",
+                fix=f"segdeploy card {source} {hint} --mean M1,M2,M3 --std S1,S2,S3 "
+                    "(one class name per output channel; mean/std on image/255)")
         try:
             return cls.from_dict(json.loads(raw))
         except json.JSONDecodeError as exc:

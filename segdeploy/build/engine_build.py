@@ -91,6 +91,8 @@ class OnnxFacts:
     outputs: list[IOSpec]
     export: ExportInfo
     opset: int
+    #: the metadata's precision label when it disagrees with the graph (which wins)
+    labelled_precision: str | None = None
 
 
 @dataclass
@@ -143,10 +145,24 @@ def read_onnx_facts(path: Path) -> OnnxFacts:
     def spec(arg: Any, mode: str) -> IOSpec:
         return IOSpec(arg.name, mode, ORT_DTYPES.get(arg.type, arg.type), tuple(arg.shape))
 
+    label = None
+    actual = _graph_precision(path, export.precision)
+    if actual != export.precision:
+        label, export = export.precision, dataclasses.replace(export, precision=actual)
     return OnnxFacts(path=path, sha256=sha256_file(path),
                      inputs=[spec(a, "input") for a in session.get_inputs()],
                      outputs=[spec(a, "output") for a in session.get_outputs()],
-                     export=export, opset=_opset(path, export))
+                     export=export, opset=_opset(path, export), labelled_precision=label)
+
+
+def _graph_precision(path: Path, label: str) -> str:
+    """What the graph computes in (QDQ -> int8, float16 -> fp16); the label without `onnx`."""
+    try:
+        from segdeploy.onnx_precision import effective_precision
+
+        return effective_precision(path, label)[0]
+    except ImportError:
+        return label
 
 
 def _opset(path: Path, export: ExportInfo) -> int:
@@ -326,6 +342,8 @@ def _cache_flags(prep: PreparedBuild, choice: PrecisionChoice, source: OnnxFacts
     r = prep.request
     return {"precision": r.precision, "precision_choice": choice.to_dict(),
             "source_onnx_sha256": source.sha256,
+            **({"onnx_precision_label": prep.facts.labelled_precision}
+               if prep.facts.labelled_precision else {}),
             "profiles": [p.to_dict() for p in prep.profiles], "workspace_bytes": r.workspace_bytes,
             "optimization_level": r.optimization_level,
             "version_compatible": r.version_compatible,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 #: kept in step with segdeploy.bench.harness.BACKEND_NAMES (a test checks)
@@ -75,8 +77,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     if plot_path:
         check_plot_path(plot_path)
         require("matplotlib", extra="plot", purpose="to draw --plot")
-    card = _card(engines, checkpoint)
-    parsed = [parse_shape(s, card.in_channels) for s in shapes] or [
+    card = _card(engines, checkpoint, need=not shapes)
+    parsed = [parse_shape(s, card.in_channels if card else 3) for s in shapes] or [
         (1, card.in_channels, *card.typical_size())]
     from segdeploy.bench.shapes import validate_shapes
 
@@ -92,7 +94,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
                        threads=threads, strict=bool(backends), interleave=not sequential,
                        progress=console.is_terminal if progress is None else progress,
                        settings={"engines": list(engines), "checkpoint": checkpoint,
-                                 "arch": card.arch})
+                                 "arch": card.arch if card else Path(engines[0]).stem})
     report.skipped.update(skipped)
     if not report.results:
         name, why = next(iter(report.skipped.items()), ("", "no backend was selected"))
@@ -106,8 +108,11 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
         console.print(f"plot written to {plot_path}", highlight=False)
 
 
-def _card(engines: tuple[str, ...], checkpoint: str | None):
-    """The model card that gives the default shape: from the first engine, else the checkpoint."""
+def _card(engines: tuple[str, ...], checkpoint: str | None, *, need: bool = True):
+    """The model card that gives the default shape: from the first engine, else the checkpoint.
+
+    An ONNX without segdeploy metadata (another tool's) needs none when --shape is given:
+    None then, and the backends that need a card (segmenter) are skipped saying why."""
     from segdeploy.errors import ArtifactError
 
     if engines:
@@ -115,9 +120,12 @@ def _card(engines: tuple[str, ...], checkpoint: str | None):
 
         try:
             return read_export_info(engines[0]).card
-        except ArtifactError:
+        except ArtifactError as exc:
+            if not checkpoint and not need:
+                return None
             if not checkpoint:
-                raise
+                raise ArtifactError(exc.what, expected="--shape NxCxHxW for a model without "
+                                    "a card, or a card", fix=exc.fix) from None
     from segdeploy.reference_models.checkpoint import load_checkpoint
 
     return load_checkpoint(checkpoint).card

@@ -84,6 +84,10 @@ def command(model: str, output: str | None, precision: str, profiles: tuple[str,
         f"built in {m.build_seconds:.1f} s"
     console.print(f"[bold green]wrote[/] {result.plan_path} + {result.manifest_path.name} "
                   f"({source})", highlight=False)
+    if m.build_flags.get("onnx_precision_label"):
+        console.print(f"  note: the ONNX metadata says {m.build_flags['onnx_precision_label']} "
+                      f"but its graph is {m.export.precision}; built as the graph is",
+                      highlight=False)
     layers = m.build_flags.get("layers", {}).get("by_precision", {})
     console.print(f"  {m.precision}, TensorRT {m.tensorrt_version}, {m.gpu_name} "
                   f"(sm {m.compute_capability}), layers {layers}", highlight=False)

@@ -24,6 +24,19 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None):
     return names
 
 
+def _hw(ctx: click.Context, param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not HxW (e.g. 512x512)") from None
+    if min(h, w) < 1:
+        raise click.BadParameter("height and width must be positive")
+    return h, w
+
+
 @click.command("export")
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -46,8 +59,12 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None):
                    "1x3x512x512 and --max-side].")
 @click.option("--max-side", default=1024, show_default=True, type=click.IntRange(min=0),
               help="Largest square size checked by default (0: skip).")
-@click.option("--data", help="Dataset for the FP16 sample images [default: the checkpoint's "
-                             "training data].")
+@click.option("--data", help="FP16 sample images: a built-in dataset (brain, nuclei), a "
+                             "dataset folder, or a folder of images without masks [default: "
+                             "the checkpoint's training data].")
+@click.option("--channels", type=click.Choice(["grey", "grey3", "rgb"]),
+              help="How --data's images are fed to a TorchScript/.pt2 model [default: grey3 "
+                   "for a built-in grey dataset and a 3-channel model].")
 @click.option("--trt-check/--no-trt-check", default=True, show_default=True,
               help="Fail when an op is not in TensorRT's ONNX operator list.")
 @click.option("--trust-code", is_flag=True,
@@ -59,6 +76,12 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--std", callback=_floats, help="TorchScript/.pt2: per-channel std on image/255.")
 @click.option("--in-channels", type=click.IntRange(min=1), help="TorchScript/.pt2: channels.")
 @click.option("--stride", type=click.IntRange(min=1), help="TorchScript/.pt2: output stride.")
+@click.option("--size-multiple", type=click.IntRange(min=1),
+              help="TorchScript/.pt2: H and W must be multiples of N (smp encoders: 32) "
+                   "[default: read from a .pt2's dims, else found by running the model].")
+@click.option("--static-size", callback=_hw, metavar="HxW",
+              help="TorchScript/.pt2: export a fixed-size graph (models with adaptive pooling "
+                   "to fixed bins, e.g. PSPNet, UPerNet); runtimes resize images to it.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
 def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound: float,
@@ -66,7 +89,8 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
             max_side: int, data: str | None, trt_check: bool, trust_code: bool,
             classes: list[str] | None, num_classes: int | None, mean: list[float] | None,
             std: list[float] | None, in_channels: int | None, stride: int | None,
-            progress: bool | None) -> None:
+            size_multiple: int | None, static_size: tuple[int, int] | None,
+            channels: str | None, progress: bool | None) -> None:
     """Export a checkpoint (or --trust-code TorchScript / .pt2) to ONNX and check it.
 
     Every export is verified: onnx.checker, shape inference, TensorRT's operator list, and
@@ -77,6 +101,8 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     segdeploy export unet.pt                      -> unet.onnx, unet.fp16.onnx
     segdeploy export unet.pt --opset 17 --no-fp16 -> for TensorRT 8.5/8.6
     segdeploy export model.ts --trust-code --classes bg,cell --mean 0.5 --std 0.25 --in-channels 1
+    segdeploy export fpn.pt2 --trust-code --size-multiple 32 --data photos/
+    segdeploy export pspnet.ts --trust-code --static-size 512x512
     """
     from rich.console import Console
 
@@ -88,12 +114,13 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
         console = Console(stderr=True, width=120)
     show = console.is_terminal if progress is None else progress
     facts = SourceFacts(classes=classes, num_classes=num_classes, mean=mean, std=std,
-                        in_channels=in_channels, stride=stride)
+                        in_channels=in_channels, stride=stride, size_multiple=size_multiple,
+                        static_size=static_size)
     options = ExportOptions(output=output, opset=int(opset), fp16=fp16, fp16_bound=fp16_bound,
                             with_preprocess=with_preprocess, with_argmax=with_argmax,
                             check_sizes=list(check_sizes) or None, max_side=max_side,
                             trust_code=trust_code, facts=facts, data=data,
-                            trt_check=trt_check)
+                            channels=channels, trt_check=trt_check)
     result = run_export(source, options, console=console, progress=show)
     t = result.timings
     click.echo(f"wrote {result.onnx_path} (fp32, opset {options.opset})")

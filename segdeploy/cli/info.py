@@ -102,9 +102,7 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                  ("classes", ", ".join(card.get("classes", []))),
                  ("input", f"{card.get('in_channels')} channel(s) ({card.get('channel_mode')}), "
                            f"mean {card.get('mean')} std {card.get('std')} on image/255"),
-                 ("geometry", f"stride {card.get('output_stride')}, min size "
-                              f"{card.get('min_size')}, output {card.get('output_mode')}, "
-                              f"trained at {card.get('train_size')}")]
+                 ("geometry", _geometry(card))]
         data = card.get("trained_on") or {}
         if data:
             rows.append(("trained on", f"{data.get('name')} ({data.get('images', '?')} images)"))
@@ -131,6 +129,24 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     if info.get("note"):
         rows.append(("note", str(info["note"])))
     return rows
+
+
+def _geometry(card: dict[str, Any]) -> str:
+    """Stride, sizes and training size; "unknown" where a foreign model's card never had them
+    (TorchScript/.pt2 exports and `segdeploy card` list them in config["unknown"])."""
+    config = card.get("config") or {}
+    unknown = set(config.get("unknown") or [])
+
+    def val(key: str) -> str:
+        return "unknown" if key in unknown else str(card.get(key))
+
+    parts = [f"stride {val('output_stride')}", f"min size {val('min_size')}"]
+    if (card.get("size_multiple") or 1) > 1:
+        parts.append(f"H, W multiples of {card['size_multiple']}")
+    if config.get("static_size"):
+        parts.append("fixed size {}x{}".format(*config["static_size"]))
+    parts += [f"output {card.get('output_mode')}", f"trained at {val('train_size')}"]
+    return ", ".join(parts)
 
 
 @click.command("info")

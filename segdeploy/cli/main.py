@@ -38,6 +38,7 @@ COMMAND_MODULES = (
     "predict",
     "bench",
     "verify",
+    "card",
 )
 
 

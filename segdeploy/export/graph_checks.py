@@ -22,7 +22,7 @@ DYNAMIC_DIMS = ("batch", "height", "width")
 
 def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
                     output_names: tuple[str, ...] = ("logits",), check_trt: bool = True,
-                    ) -> list[Finding]:
+                    static: bool = False) -> list[Finding]:
     """Run every structural check on the ONNX file at `path`."""
     path = Path(path)
     findings: list[Finding] = []
@@ -40,15 +40,18 @@ def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
         findings.append(Finding("error", "shape-inference", _first_line(exc),
                                 fix="the exported graph has inconsistent shapes or types"))
         return findings
-    findings.extend(check_io_contract(model, input_name=input_name, output_names=output_names))
+    findings.extend(check_io_contract(model, input_name=input_name, output_names=output_names,
+                                      static=static))
     if check_trt:
         findings.extend(check_trt_support(model))
     return findings
 
 
 def check_io_contract(model: onnx.ModelProto, *, input_name: str = "input",
-                      output_names: tuple[str, ...] = ("logits",)) -> list[Finding]:
-    """Names and dynamic axes every segdeploy runtime and TensorRT profile rely on."""
+                      output_names: tuple[str, ...] = ("logits",),
+                      static: bool = False) -> list[Finding]:
+    """Names and dynamic axes every segdeploy runtime and TensorRT profile rely on
+    (`static`: a --static-size graph, whose height and width are fixed on purpose)."""
     findings: list[Finding] = []
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
@@ -61,7 +64,8 @@ def check_io_contract(model: onnx.ModelProto, *, input_name: str = "input",
     if inputs:
         dims = input_dims(model.graph.input[0])
         named = [d for d in dims if isinstance(d, str)]
-        missing = [d for d in DYNAMIC_DIMS if d not in named]
+        missing = [d for d in DYNAMIC_DIMS if d not in named
+                   and not (static and d in ("height", "width"))]
         if missing:
             findings.append(Finding(
                 "error", "dynamic-axes", f"input dims are {dims}: {', '.join(missing)} "

@@ -82,13 +82,23 @@ def output_names(argmax: bool) -> list[str]:
     return ["logits", "mask"] if argmax else ["logits"]
 
 
+def static_size(card: ModelCard) -> tuple[int, int] | None:
+    """The fixed H x W of a `--static-size` export, else None."""
+    size = (card.config or {}).get("static_size")
+    return (int(size[0]), int(size[1])) if size else None
+
+
 def example_size(card: ModelCard) -> tuple[int, int]:
-    """Odd, non-square H, W at least `min_size` (multiples of `size_multiple` when required)."""
+    """Odd, non-square H, W at least `min_size`; odd multiples of `size_multiple` when
+    required (a multiple of 2m would let torch.export assume more divisibility)."""
+    fixed = static_size(card)
+    if fixed is not None:
+        return fixed
     m = max(1, card.size_multiple)
     base = max(card.min_size, 64)
     if m > 1:
-        h = -(-base // m) * m
-        return h, h + m
+        k = -(-base // m) | 1
+        return k * m, (k + 2) * m
     h = base | 1
     return h, h + 26
 
@@ -116,6 +126,8 @@ def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
     names = output_names(bool(getattr(wrapper, "argmax", False)))
     x = example_input(card, preprocess=preprocess)
     spatial = (1, 2) if preprocess else (2, 3)
+    fixed = static_size(card) is not None
+    scripted = kind == "torchscript" and is_scripted(getattr(wrapper, "model", wrapper))
     legacy = (opset <= 17 and kind != "exported-program") or kind == "torchscript"
     with torch.no_grad(), _quiet():
         try:
@@ -124,15 +136,17 @@ def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
                 # tracing the wrapper first records that call as part of one TorchScript graph
                 wrapper = torch.jit.trace(wrapper, (x,), check_trace=False)
             if legacy:
-                model = _export_legacy(wrapper, x, names, spatial, opset,
+                model = _export_legacy(wrapper, x, names, () if fixed else spatial, opset,
                                        same_size=card.output_mode == "same")
             else:
                 model = _export_dynamo(wrapper, x, names, spatial, opset, card)
         except ExportError:
             raise
         except Exception as exc:
-            raise explain_export_failure(exc, card.arch) from exc
+            raise explain_export_failure(exc, card.arch, kind=kind, static=fixed,
+                                         scripted=scripted) from exc
     name_dynamic_dims(model, spatial, same_size=card.output_mode == "same")
+    fix_class_dim(model, card.num_classes)
     _strip_node_metadata(model)
     got = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
     if got != opset:
@@ -144,9 +158,15 @@ def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
 def _export_dynamo(wrapper: nn.Module, x: torch.Tensor, names: list[str],
                    spatial: tuple[int, int], opset: int, card: ModelCard) -> onnx.ModelProto:
     dim = torch.export.Dim
+    dims: dict[int, Any] = {0: dim("batch", min=1, max=MAX_BATCH)}
+    m = max(1, card.size_multiple)
     lo = max(2, card.min_size)
-    dims = {0: dim("batch", min=1, max=MAX_BATCH), spatial[0]: dim("height", min=lo, max=MAX_SIDE),
-            spatial[1]: dim("width", min=lo, max=MAX_SIDE)}
+    if static_size(card) is None and m == 1:
+        dims[spatial[0]] = dim("height", min=lo, max=MAX_SIDE)
+        dims[spatial[1]] = dim("width", min=lo, max=MAX_SIDE)
+    elif static_size(card) is None:  # H = m * k: torch.export's derived dims
+        dims[spatial[0]] = m * dim("height_k", min=max(1, -(-lo // m)), max=MAX_SIDE // m)
+        dims[spatial[1]] = m * dim("width_k", min=max(1, -(-lo // m)), max=MAX_SIDE // m)
     program = torch.onnx.export(wrapper, (x,), dynamo=True, opset_version=opset,
                                 input_names=["input"], output_names=names,
                                 dynamic_shapes=(dims,), optimize=True, verbose=False,
@@ -158,11 +178,11 @@ def _export_dynamo(wrapper: nn.Module, x: torch.Tensor, names: list[str],
 
 def _export_legacy(wrapper: nn.Module, x: torch.Tensor, names: list[str],
                    spatial: tuple[int, int], opset: int, *, same_size: bool) -> onnx.ModelProto:
-    axes = {0: "batch", spatial[0]: "height", spatial[1]: "width"}
+    axes = {0: "batch", **({spatial[0]: "height", spatial[1]: "width"} if spatial else {})}
     oh, ow = ("height", "width") if same_size else ("out_height", "out_width")
-    dynamic_axes = {"input": axes, "logits": {0: "batch", 2: oh, 3: ow}}
+    dynamic_axes = {"input": axes, "logits": {0: "batch", **({2: oh, 3: ow} if spatial else {})}}
     if len(names) > 1:
-        dynamic_axes["mask"] = {0: "batch", 1: oh, 2: ow}
+        dynamic_axes["mask"] = {0: "batch", **({1: oh, 2: ow} if spatial else {})}
     buf = io.BytesIO()
     with _native_output_silenced():
         torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset,
@@ -231,6 +251,15 @@ def name_dynamic_dims(model: onnx.ModelProto, spatial: tuple[int, int], *,
                 d.dim_param = spatial_out[i - first]
 
 
+def fix_class_dim(model: onnx.ModelProto, num_classes: int) -> None:
+    """The logits' class axis is a number, never a symbol (tracing a torchvision model
+    leaves one): runtimes and TensorRT read the class count from the graph."""
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if out.name == "logits" and len(dims) == 4 and not dims[1].HasField("dim_value"):
+            dims[1].dim_value = int(num_classes)
+
+
 def _strip_node_metadata(model: onnx.ModelProto) -> None:
     """The dynamo exporter tags every node with FX provenance; it is noise in a deployed file."""
     for node in model.graph.node:
@@ -254,7 +283,26 @@ _OP_PATTERNS = (r"aten::[A-Za-z0-9_.]+", r"aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+
                 r"torch\.ops\.[A-Za-z0-9_.]+", r"prim::[A-Za-z0-9_]+")
 
 
-def explain_export_failure(exc: BaseException, arch: str) -> ExportError:
+SCRIPTED_FIX = ("this .ts was made with torch.jit.script, whose Python control flow is "
+                "beyond the ONNX exporter: save a traced one, torch.jit.save(torch.jit.trace("
+                "model.eval(), torch.randn(2, 3, 224, 224), strict=False), 'model.ts'), or a "
+                ".pt2 with dynamic dims, torch.export.save(torch.export.export(model.eval(), "
+                "(torch.randn(2, 3, 224, 224),), dynamic_shapes=({0: Dim.AUTO, 2: Dim.AUTO, "
+                "3: Dim.AUTO},)), 'model.pt2')")
+
+
+def is_scripted(model: Any) -> bool:
+    """A TorchScript module made by torch.jit.script (its graph keeps Python control flow,
+    prim::If / prim::Loop), as opposed to a trace, which records one straight path."""
+    try:
+        graph = model.inlined_graph
+    except Exception:
+        return False
+    return any(n.kind() in ("prim::If", "prim::Loop") for n in graph.nodes())
+
+
+def explain_export_failure(exc: BaseException, arch: str, *, kind: str = "checkpoint",
+                           static: bool = False, scripted: bool = False) -> ExportError:
     """Turn a torch.export / ONNX exporter failure into one clear ExportError.
 
     The exporters raise long multi-part messages; the user needs the operator (when one is
@@ -278,7 +326,20 @@ def explain_export_failure(exc: BaseException, arch: str) -> ExportError:
                "exporter (--opset 17 / 18)")
     else:
         fix = "check that the model runs in eval mode on an N x C x H x W float tensor"
-    return ExportError(f"cannot export {arch} to ONNX with dynamic shapes{op_part}: {summary}",
+    if "adaptive_avg_pool" in text and static:
+        fix = ("choose a --static-size whose feature map (size / output stride) is a multiple "
+               "of every pooling bin, e.g. 6 x stride for bins 1, 2, 3, 6 (PSPNet with "
+               "encoder_depth 3: multiples of 48; UPerNet: multiples of 192)")
+    elif "adaptive_avg_pool" in text:
+        fix = ("adaptive pooling to fixed bins cannot be dynamic: export a fixed-size graph "
+               "with --static-size HxW")
+    elif not static:
+        fix += ("; a model that works at one size only (adaptive pooling to fixed bins) "
+                "exports with --static-size HxW")
+    if kind == "torchscript" and scripted:
+        fix = f"{SCRIPTED_FIX}; {fix}"
+    shapes = "a fixed size" if static else "dynamic shapes"
+    return ExportError(f"cannot export {arch} to ONNX with {shapes}{op_part}: {summary}",
                        fix=fix)
 
 

@@ -87,10 +87,12 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
         n, h, w = (1, *nums) if len(nums) == 2 else (nums[0], nums[2], nums[3])
         if len(nums) == 4 and nums[1] != card.in_channels:
             notes.append(f"{spec}: the model takes {card.in_channels} channels; used those")
-        fixed = (n, *card.fit_size(h, w))
+        static = (card.config or {}).get("static_size")
+        fixed = (n, *static) if static else (n, *card.fit_size(h, w))
         if fixed[1:] != (h, w):
-            notes.append(f"{spec}: {h}x{w} adjusted to {fixed[1]}x{fixed[2]} "
-                         f"(min size {card.min_size}, multiple of {card.size_multiple})")
+            why = ("the graph's static size" if static else
+                   f"min size {card.min_size}, multiple of {card.size_multiple}")
+            notes.append(f"{spec}: {h}x{w} adjusted to {fixed[1]}x{fixed[2]} ({why})")
         if fixed not in out:
             out.append(fixed)
     return out, notes
@@ -98,6 +100,9 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
 
 def default_sizes(card: ModelCard, max_side: int = DEFAULT_MAX_SIDE) -> list[str]:
     c = card.in_channels
+    static = (card.config or {}).get("static_size")
+    if static:  # a fixed-size graph: batch 1 and 2 at its size
+        return [f"1x{c}x{static[0]}x{static[1]}", f"2x{c}x{static[0]}x{static[1]}"]
     sizes = [s.format(c=c) for s in DEFAULT_CHECK_SIZES]
     if max_side and f"1x{c}x{max_side}x{max_side}" not in sizes:
         sizes.append(f"1x{c}x{max_side}x{max_side}")
@@ -127,7 +132,7 @@ def synthetic_images(n: int, h: int, w: int, channels: int, *, seed: int = 0) ->
 
 
 def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
-                ) -> tuple[list[np.ndarray], str]:
+                fit: bool = True) -> tuple[list[np.ndarray], str]:
     """Up to `limit` validation images (HxWxC uint8) of the model's training data.
 
     Returns ([], reason) when the data is unavailable; the caller falls back to synthetic
@@ -147,23 +152,17 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
         images = [as_hwc_uint8(ds[int(i)][0], card.in_channels) for i in picks]
     except Exception as exc:  # missing optional package, missing folder, unreadable file
         return [], f"dataset {name!r} is unavailable ({str(exc).splitlines()[0][:160]})"
-    fitted = [_fit_image(img, card) for img in images]
+    if not fit:
+        return images, f"{name} val x{len(images)}"
+    from segdeploy.export.samples import fit_image
+
+    fitted = [fit_image(img, card) for img in images]
     fitted = [img for img in fitted if img is not None]
     if not fitted:
         return [], f"dataset {name!r} images are smaller than the model's min size"
     h, w = fitted[0].shape[:2]
     same = all(img.shape[:2] == (h, w) for img in fitted)
     return fitted, f"{name} val x{len(fitted)}" + (f" ({h}x{w})" if same else "")
-
-
-def _fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:
-    """Crop to a multiple of size_multiple; None if smaller than min_size."""
-    h, w = img.shape[:2]
-    m = max(1, card.size_multiple)
-    h2, w2 = h // m * m, w // m * m
-    if min(h2, w2) < card.min_size:
-        return None
-    return img[:h2, :w2]
 
 
 def batches(images: Sequence[np.ndarray], batch: int = 4) -> list[np.ndarray]:

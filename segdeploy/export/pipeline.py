@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from segdeploy.atomic import atomic_path, check_output_path
-from segdeploy.errors import ParityError, UsageError
+from segdeploy.errors import ExportError, ParityError, UsageError
 from segdeploy.export import parity
 from segdeploy.export.findings import Finding
 from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
@@ -40,6 +40,8 @@ class ExportOptions:
     trust_code: bool = False
     facts: SourceFacts = field(default_factory=SourceFacts)
     data: str | None = None
+    #: how --data's grey images are fed to a foreign model: "grey" | "grey3" | "rgb"
+    channels: str | None = None
     fp16_images: int = 16
     trt_check: bool = True
 
@@ -91,9 +93,14 @@ class _Stage:
         self.t = now
         self.bar.advance(self.task)
 
+    #: a --static-size graph (fixed H, W on purpose) / a scripted TorchScript source
+    static: bool = False
+    scripted: bool = False
+
     def checked(self, path: Path, names: list[str], label: str) -> None:
-        found = _checks(path, names, self.opts.trt_check, label)
-        _fail_on_findings(self.console, found, f"the {label.upper()} graph")
+        found = _checks(path, names, self.opts.trt_check, label, static=self.static)
+        _fail_on_findings(self.console, found, f"the {label.upper()} graph",
+                          scripted=self.scripted)
         self.findings += found
 
 
@@ -129,6 +136,8 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
         t_start = stage.t
         src = load_source(src_path, trust_code=opts.trust_code, facts=opts.facts)
         stage.notes += src.notes
+        stage.static = onnx_export.static_size(src.card) is not None
+        stage.scripted = src.kind == "torchscript" and onnx_export.is_scripted(src.model)
         wrapper = onnx_export.DeployWrapper(src.model, mean=src.card.mean, std=src.card.std,
                                             preprocess=opts.with_preprocess,
                                             argmax=opts.with_argmax).eval()
@@ -183,16 +192,20 @@ def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Gra
 
 def _sample_feeds(stage: _Stage, card: Any) -> tuple[list[np.ndarray], str]:
     """Graph inputs made from real images of the model's data (synthetic when unavailable)."""
-    from segdeploy.export.onnx_export import example_size
+    from segdeploy.export.onnx_export import example_size, static_size
+    from segdeploy.export.samples import sample_images
 
     stage.say("loading sample images")
     opts = stage.opts
-    images, source_desc = parity.real_images(card, dataset=opts.data, limit=opts.fp16_images)
+    images, source_desc = sample_images(card, data=opts.data, channels=opts.channels,
+                                        limit=opts.fp16_images)
     if not images:
         stage.notes.append(f"real images unavailable: {source_desc}; used synthetic smooth "
                            "images")
         h, w = example_size(card)
-        images = list(parity.synthetic_images(8, max(h, 129), max(w, 161), card.in_channels))
+        if static_size(card) is None:
+            h, w = card.fit_size(max(h, 129), max(w, 161))
+        images = list(parity.synthetic_images(8, h, w, card.in_channels))
         source_desc = f"synthetic x{len(images)} ({images[0].shape[0]}x{images[0].shape[1]})"
     feeds = [parity.graph_input(b, card, preprocess=opts.with_preprocess)
              for b in parity.batches(images)]
@@ -220,7 +233,8 @@ def _convert_fp16(stage: _Stage, graphs: _Graphs, real_feeds: list[np.ndarray],
     stage.done("convert_fp16")
     stage.say("checking the FP16 graph")
     stage.checked(tmp16, graphs.names, "fp16")
-    graphs.run16 = parity.onnx_runner(str(tmp16))
+    graphs.run16 = _ort(parity.onnx_runner, str(tmp16), what="the FP16 graph",
+                        card=graphs.info.card)
     stage.done("check_fp16")
 
 
@@ -233,7 +247,8 @@ def _parity(stage: _Stage, card: Any, wrapper: Any, graphs: _Graphs,
     sizes, size_notes = parity.parse_sizes(specs, card)
     report.notes += size_notes
     ref = parity.torch_runner(wrapper, graphs.names)
-    run32, run16 = parity.onnx_runner(str(graphs.tmp32)), graphs.run16
+    run32 = _ort(parity.onnx_runner, str(graphs.tmp32), what="the FP32 graph", card=card)
+    run16 = graphs.run16
     for i, (n, h, w) in enumerate(sizes):
         stage.say(f"parity at {n}x{card.in_channels}x{h}x{w}")
         x = parity.graph_input(parity.synthetic_images(n, h, w, card.in_channels, seed=i + 1),
@@ -277,8 +292,46 @@ def _judge(stage: _Stage, report: parity.ParityReport, graphs: _Graphs) -> None:
             f"on {bad.inputs} ({bad.output}: argmax agreement "
             f"{bad.argmax_agreement:.3%}, max |diff| {_num(bad.max_abs)}; gate "
             f"{bad.threshold})",
-            fix="see the table above; no files were written. For FP16, raise precision "
-                "with a lower --fp16-bound, or use --no-fp16")
+            fix="see the table above; no files were written. "
+                + _parity_fix(bad, graphs.info.card))
+
+
+def _parity_fix(bad: parity.ParityRow, card: Any) -> str:
+    if bad.graph == "fp16":
+        return "For FP16, raise precision with a lower --fp16-bound, or use --no-fp16"
+    from segdeploy.export.onnx_export import static_size
+
+    if static_size(card) is None:
+        return ("A model that matches at its example size only (adaptive pooling to fixed "
+                "bins, e.g. PSPNet/UPerNet) needs a fixed-size graph: --static-size HxW")
+    return "Check the model runs deterministically in eval mode"
+
+
+def _ort(make: Any, path: str, *, what: str, card: Any) -> Any:
+    """An ONNX Runtime runner whose failures (session or run) are one ExportError line."""
+    from segdeploy.export.onnx_export import static_size
+
+    hint = ("" if static_size(card) is not None else
+            "; a model that only works at one size exports with --static-size HxW")
+
+    def fail(exc: Exception, when: str) -> ExportError:
+        line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()),
+                    type(exc).__name__)
+        return ExportError(f"ONNX Runtime cannot run {what}{when}: {line[:300]}",
+                           fix="the exported graph is wrong for this input size" + hint)
+
+    try:
+        run = make(path)
+    except Exception as exc:
+        raise fail(exc, "") from None
+
+    def guarded(x: np.ndarray) -> dict[str, np.ndarray]:
+        try:
+            return run(x)
+        except Exception as exc:
+            raise fail(exc, f" at {'x'.join(str(d) for d in x.shape)}") from None
+
+    return guarded
 
 
 def _num(v: float | None) -> str:
@@ -293,8 +346,9 @@ def _timed(compare, expected, runner, x, **kw) -> list[parity.ParityRow]:
     return rows
 
 
-def _checks(path: Path, names: list[str], trt: bool, label: str) -> list[Finding]:
-    findings = check_onnx_file(path, output_names=tuple(names), check_trt=True)
+def _checks(path: Path, names: list[str], trt: bool, label: str, *,
+            static: bool = False) -> list[Finding]:
+    findings = check_onnx_file(path, output_names=tuple(names), check_trt=True, static=static)
     out = []
     for f in findings:
         if f.check == "tensorrt-ops" and f.level == "error":
@@ -307,12 +361,21 @@ def _checks(path: Path, names: list[str], trt: bool, label: str) -> list[Finding
     return out
 
 
-def _fail_on_findings(console: Any, findings: list[Finding], what: str) -> None:
+def _fail_on_findings(console: Any, findings: list[Finding], what: str, *,
+                      scripted: bool = False) -> None:
     if console is not None and any(f.level == "error" for f in findings):
         from segdeploy.export.report import findings_table
 
         console.print(findings_table(findings))
-    raise_for_errors(findings, what)
+    try:
+        raise_for_errors(findings, what)
+    except ExportError as exc:
+        if not scripted:
+            raise
+        from segdeploy.export.onnx_export import SCRIPTED_FIX
+
+        raise ExportError(exc.what, fix=f"{SCRIPTED_FIX}; {exc.fix}" if exc.fix
+                          else SCRIPTED_FIX) from None
 
 
 def _json_default(obj: Any) -> Any:

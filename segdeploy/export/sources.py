@@ -9,14 +9,17 @@
   from an untrusted source"), so it is treated like code: `trust_code=True` as well.
 
 Neither TorchScript nor `.pt2` files carry classes, mean/std or stride: `SourceFacts` holds
-what the user passes (--classes / --num-classes, --mean, --std, --in-channels, --stride);
-the number of classes and whether the output is smaller than the input are read from one
-forward pass.
+what the user passes (--classes / --num-classes, --mean, --std, --in-channels, --stride,
+--size-multiple, --static-size); the number of classes, the size multiple and whether the
+output is smaller than the input are found by running the model (`probe.py`). What nobody
+said (stride, minimum size, training size) is listed in the card's config["unknown"].
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +49,10 @@ class SourceFacts:
     in_channels: int | None = None
     stride: int | None = None
     arch: str | None = None
+    #: H and W must be multiples of this (most smp encoders: 32)
+    size_multiple: int | None = None
+    #: export a fixed H x W graph (models with adaptive pooling to fixed bins)
+    static_size: tuple[int, int] | None = None
 
     def given(self) -> list[str]:
         return [k for k, v in vars(self).items() if v is not None]
@@ -115,14 +122,25 @@ def load_source(path: str | os.PathLike[str], *, trust_code: bool = False,
             f"{p} is {what}: loading it runs code stored in the file",
             expected="a segdeploy checkpoint, or explicit trust in this file",
             fix="pass --trust-code if you trust where the file came from")
-    model = _load_torchscript(p) if kind == "torchscript" else _load_exported_program(p)
-    card, notes = _card_for(model, facts, p)
-    return Source(model, card, kind, p, sha256_file(p), notes)
+    notes: list[str] = []
+    if kind == "torchscript":
+        model = _load_torchscript(p)
+    else:
+        model, declared = _load_exported_program(p, facts)
+        if declared and facts.size_multiple is None:
+            facts = dataclasses.replace(facts, size_multiple=declared)
+            notes.append(f"size multiple {declared}: read from the .pt2's dynamic dims")
+    card, more = _card_for(model, facts, p)
+    return Source(model, card, kind, p, sha256_file(p), notes + more)
 
 
 def _load_torchscript(p: Path) -> Any:
     try:
-        return torch.jit.load(str(p), map_location="cpu").eval()
+        with warnings.catch_warnings():  # torch deprecates TorchScript on every load
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*TorchScript.*")
+            warnings.filterwarnings("ignore", message=".*torch.jit.*")
+            return torch.jit.load(str(p), map_location="cpu").eval()
     except Exception as exc:
         raise CheckpointError(f"{p} is not a loadable TorchScript archive ({_short(exc)})",
                               expected="a file written by torch.jit.save",
@@ -130,18 +148,22 @@ def _load_torchscript(p: Path) -> Any:
                               ) from exc
 
 
-def _load_exported_program(p: Path) -> Any:
+def _load_exported_program(p: Path, facts: SourceFacts) -> tuple[Any, int | None]:
+    """The program's module and the size multiple its dynamic dims declare (or None)."""
+    from segdeploy.export.probe import pt2_size_multiple
+
     try:
         program = torch.export.load(str(p))
     except Exception as exc:
         raise CheckpointError(f"{p} is not a loadable torch.export program ({_short(exc)})",
                               expected="a file written by torch.export.save",
                               fix="re-save it with the PyTorch version you export with") from exc
-    _require_dynamic(program, p)
-    return program.module()
+    _require_dynamic(program, p, facts.static_size)
+    multiple = None if facts.static_size else pt2_size_multiple(program)[0]
+    return program.module(), multiple
 
 
-def _require_dynamic(program: Any, p: Path) -> None:
+def _require_dynamic(program: Any, p: Path, static_size: tuple[int, int] | None) -> None:
     """A .pt2 exported with static shapes cannot become a dynamic-shape ONNX."""
     user_inputs = [n for n in program.graph.nodes if n.op == "placeholder"
                    and n.name in program.graph_signature.user_inputs]
@@ -155,13 +177,21 @@ def _require_dynamic(program: Any, p: Path) -> None:
     static = [name for name, d in zip(("batch", "height", "width"),
                                       (shape[0], shape[2], shape[3]), strict=True)
               if isinstance(d, int)]
+    if static_size is not None and "batch" not in static:
+        if (isinstance(shape[2], int) and isinstance(shape[3], int)
+                and (shape[2], shape[3]) != tuple(static_size)):
+            raise UsageError(f"--static-size {static_size[0]}x{static_size[1]} but {p} was "
+                             f"exported for {shape[2]}x{shape[3]}",
+                             fix=f"pass --static-size {shape[2]}x{shape[3]}")
+        return
     if static:
         raise UsageError(
             f"{p} was exported with a fixed {', '.join(static)} "
             f"({'x'.join(str(d) for d in shape)})",
             expected="an ExportedProgram with dynamic batch, height and width",
             fix="re-export with torch.export.export(model, (x,), dynamic_shapes="
-                "({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)) and an example of batch >= 2")
+                "({0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO},)) and an example of batch >= 2, "
+                "or pass --static-size HxW for a fixed-size graph")
 
 
 def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[str]]:
@@ -178,7 +208,14 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
     if len(mean) != c or len(std) != c:
         raise UsageError(f"--mean/--std have {len(mean)}/{len(std)} values for {c} channels",
                          expected="one value per input channel")
-    k, same = _probe(model, c, p)
+    from segdeploy.export.probe import probe_model
+
+    probe = probe_model(model, c, p, size_multiple=facts.size_multiple,
+                        static_size=facts.static_size)
+    k = probe.num_classes
+    if facts.size_multiple is None and probe.size_multiple > 1:
+        notes.append(f"H and W must be multiples of {probe.size_multiple} (found by running the "
+                     f"model: {probe.describe()}); pass --size-multiple to set it")
     if facts.num_classes is not None and facts.num_classes != k:
         raise UsageError(f"--num-classes {facts.num_classes} but {p} outputs {k} channels",
                          fix=f"pass --num-classes {k}")
@@ -186,34 +223,21 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
         raise UsageError(f"--classes names {len(facts.classes)} classes but {p} outputs {k}",
                          expected=f"{k} comma-separated names")
     classes = facts.classes or [f"class_{i}" for i in range(k)]
-    stride = facts.stride or 32
+    m = probe.size_multiple
+    stride = facts.stride or max(m, 1)
+    unknown = [name for name, given in (("output_stride", facts.stride),
+                                        ("min_size", None), ("train_size", None)) if not given]
+    config: dict[str, Any] = {"source": p.name, "unknown": unknown}
+    if facts.static_size:
+        config["static_size"] = list(facts.static_size)
+    size = list(facts.static_size) if facts.static_size else [-(-256 // m) * m] * 2
     card = ModelCard(arch=facts.arch or p.stem.split(".")[0], num_classes=k, classes=classes,
-                     in_channels=c, config={"source": p.name}, mean=[float(v) for v in mean],
-                     std=[float(v) for v in std], output_stride=stride, size_multiple=1,
-                     min_size=stride, output_mode="same" if same else "valid",
+                     in_channels=c, config=config, mean=[float(v) for v in mean],
+                     std=[float(v) for v in std], output_stride=stride, size_multiple=m,
+                     min_size=max(m, 32) if not facts.static_size else min(facts.static_size),
+                     output_mode=probe.output_mode, train_size=size,
                      channel_mode="rgb" if c == 3 else "grey")
     return card, notes
-
-
-def _probe(model: Any, channels: int, p: Path) -> tuple[int, bool]:
-    """(number of classes, output same size as input) from one forward pass at 2 x C x 67 x 93."""
-    x = torch.randn(2, channels, 67, 93)
-    try:
-        with torch.no_grad():
-            y = model(x)
-    except Exception as exc:
-        raise UsageError(f"{p} fails on a 2x{channels}x67x93 input ({_short(exc)})",
-                         expected=f"a model taking N x {channels} x H x W float images",
-                         fix="pass --in-channels to match the model") from exc
-    if isinstance(y, dict):
-        y = y.get("out", next(iter(y.values())))
-    elif isinstance(y, list | tuple):
-        y = y[0]
-    if not isinstance(y, torch.Tensor) or y.ndim != 4 or y.shape[0] != 2:
-        raise UsageError(f"{p} returns {type(y).__name__} of shape "
-                         f"{tuple(getattr(y, 'shape', ()))}",
-                         expected="logits N x K x H x W")
-    return int(y.shape[1]), tuple(y.shape[2:]) == (67, 93)
 
 
 def _short(exc: BaseException) -> str:

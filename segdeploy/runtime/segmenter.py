@@ -23,6 +23,7 @@ from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
+from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
     AutoTileNotice,
@@ -152,7 +153,8 @@ class Segmenter:
             runner.activate()
             try:
                 info = ExportInfo.from_metadata_props(
-                    runner.custom_metadata(), source=str(path))  # type: ignore[attr-defined]
+                    runner.custom_metadata(), source=str(path),  # type: ignore[attr-defined]
+                    card_hint=card_hint(runner))
                 return cls(runner, info, memory_budget=memory_budget)
             except BaseException:
                 runner.close()
@@ -194,6 +196,15 @@ class Segmenter:
     @property
     def mask_dtype(self) -> np.dtype:
         return np.dtype(np.uint8 if self.num_classes < 256 else np.int32)
+
+    @property
+    def static_size(self) -> tuple[int, int] | None:
+        """(H, W) of a fixed-size graph (`--static-size`): images are resized to it."""
+        sizes = {(b.height, b.width) for b in self._boxes}
+        if len(sizes) != 1:
+            return None
+        (h_lo, h_hi), (w_lo, w_hi) = next(iter(sizes))
+        return (h_lo, w_lo) if h_lo == h_hi and w_lo == w_hi and h_hi and w_hi else None
 
     @property
     def max_size(self) -> tuple[int | None, int | None]:
@@ -337,6 +348,13 @@ class Segmenter:
     def _run_aligned(self, batch: np.ndarray, want: str) -> np.ndarray:
         """Pad, infer and crop an N x H x W x C uint8 batch: masks or logits over its pixels."""
         h, w = batch.shape[1:3]
+        fixed = self.static_size
+        if fixed is not None and (h, w) != fixed:
+            from segdeploy.runtime.resize import resize_images, resize_logits
+
+            logits = resize_logits(self._infer_batch(resize_images(batch, fixed), "logits"),
+                                   (h, w))
+            return argmax_classes(logits, self.mask_dtype) if want == "mask" else logits
         for _ in range(4):  # a valid-mode model may ask for more context than measured
             layout = choose_padding(h, w, boxes=self._boxes, multiple=self._align,
                                 min_size=self.card.min_size, margin=self._margin,

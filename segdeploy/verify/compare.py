@@ -126,8 +126,13 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
     try:
         info = seg.info
         notes = _compatibility_notes(card, info, Path(checkpoint))
-        judged = judged_precision(info.precision,
-                                  getattr(seg.runner, "inference_precision", None))
+        precision = info.precision
+        if is_onnx(engine):
+            from segdeploy.onnx_precision import effective_precision
+
+            precision, note = effective_precision(engine, info.precision)
+            notes += [note] if note else []
+        judged = judged_precision(precision, getattr(seg.runner, "inference_precision", None))
         thresholds = Thresholds.for_precision(judged, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)
         dataset = dataset_for_model(card, data, split)
@@ -137,10 +142,17 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
             raise UsageError(f"dataset {name!r} ({split}) has no images",
                              fix="choose another --data or --split")
         pairs = [dataset[i] for i in indices]
+        if seg.static_size is not None:  # a fixed-size graph runs at its size only
+            if sizes and any(tuple(s) != seg.static_size for s in sizes):
+                raise UsageError(f"--sizes {sizes} but {engine.name} is a fixed "
+                                 f"{seg.static_size[0]}x{seg.static_size[1]} graph",
+                                 fix="drop --sizes (its size is used)")
+            sizes = [seg.static_size]
         sizes = list(sizes) if sizes else default_sizes(pairs[0][0].shape[:2], card,
                                                         seg.max_size)
         for size in sizes:
-            check_size(size, card)
+            if seg.static_size is None:
+                check_size(size, card)
         spec = seg.runner.input_specs()[info.input_name]
         layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
         logits_name = next(n for n in info.output_names if n != "mask")
@@ -171,7 +183,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         seg.close()
     return {
         "checkpoint": str(checkpoint), "engine": str(engine), "engine_name": engine.name,
-        "backend": seg.runner.name, "precision": info.precision, "judged_as": judged,
+        "backend": seg.runner.name, "precision": precision, "judged_as": judged,
         "arch": card.arch,
         "classes": list(card.classes), "data": name, "split": split,
         "images": len(pairs), "thresholds": thresholds.to_dict(), "sizes": results,
@@ -182,7 +194,8 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
 def _compatibility_notes(card: ModelCard, info: Any, checkpoint: Path) -> list[str]:
     """Refuse an engine of another model; note an engine exported from other weights."""
     other = info.card
-    if other.arch != card.arch or other.num_classes != card.num_classes:
+    carded = (other.config or {}).get("source") == "segdeploy card"
+    if other.num_classes != card.num_classes or (other.arch != card.arch and not carded):
         raise UsageError(f"the engine is a {other.arch} with {other.num_classes} classes but "
                          f"the checkpoint is a {card.arch} with {card.num_classes}",
                          expected="an engine exported from this checkpoint",

@@ -1,0 +1,155 @@
+"""`segdeploy card`: give an ONNX that another tool wrote (a plain torch.onnx.export file, an
+NVIDIA ModelOpt output) the metadata segdeploy's runtime reads: classes, mean/std, size rules.
+
+Nothing is taken on faith: the graph must have one 4-D float input and a 4-D output whose
+class axis matches the names given; the model is run once with ONNX Runtime at a size it
+accepts to learn whether its output has the input's size. The precision label comes from
+the graph (QDQ -> int8, float16 compute -> fp16). The file is rewritten atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segdeploy.errors import ArtifactError, UsageError
+
+
+@dataclass
+class CardRequest:
+    model: Path
+    classes: list[str]
+    mean: list[float]
+    std: list[float]
+    in_channels: int | None = None
+    size_multiple: int | None = None
+    arch: str | None = None
+    output: Path | None = None
+
+
+def write_card(req: CardRequest) -> tuple[Path, Any]:
+    """Check `req` against the graph, write the card; (output path, ExportInfo)."""
+    import onnx
+
+    from segdeploy.atomic import atomic_path, check_output_path
+    from segdeploy.export.onnx_export import set_metadata
+    from segdeploy.manifest import ExportInfo, ModelCard
+    from segdeploy.onnx_precision import graph_precision
+
+    out = req.output or req.model
+    if out.suffix != ".onnx":
+        raise UsageError(f"output {out} does not end in .onnx", expected="-o NAME.onnx")
+    check_output_path(out)
+    try:
+        model = onnx.load(str(req.model))
+    except Exception as exc:
+        raise ArtifactError(f"{req.model} is not a readable ONNX file ({exc})".splitlines()[0],
+                            fix="check the path") from exc
+    inp, logits = _io(model, req.model)
+    c = _channels(inp, req)
+    mean, std = _per_channel(req.mean, c, "--mean"), _per_channel(req.std, c, "--std")
+    k = _dim(logits, 1)
+    if k is not None and k != len(req.classes):
+        raise UsageError(f"--classes names {len(req.classes)} classes but {req.model} outputs "
+                         f"{k} channels ({logits.name})", expected=f"{k} comma-separated names")
+    fixed = (_dim(inp, 2), _dim(inp, 3))
+    static = fixed if None not in fixed else None
+    m = req.size_multiple or 1
+    mode = _output_mode(req.model, inp.name, c, static, m, len(req.classes))
+    unknown = ["output_stride", "min_size", "train_size"]
+    config: dict[str, Any] = {"source": "segdeploy card", "unknown": unknown}
+    if static:
+        config["static_size"] = list(static)
+    side = -(-256 // m) * m
+    card = ModelCard(arch=req.arch or req.model.stem.split(".")[0],
+                     num_classes=len(req.classes), classes=list(req.classes), in_channels=c,
+                     config=config, mean=mean, std=std, output_stride=max(m, 1),
+                     size_multiple=m, min_size=min(static) if static else max(m, 32),
+                     output_mode=mode, train_size=list(static) if static else [side, side],
+                     channel_mode="rgb" if c == 3 else "grey")
+    opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 0)
+    info = ExportInfo(card=card, input_name=inp.name, output_names=[logits.name],
+                      precision=graph_precision(req.model), opset=int(opset))
+    _fix_class_dim(model, logits.name, len(req.classes))
+    set_metadata(model, info.to_metadata_props())
+    with atomic_path(out) as tmp:
+        onnx.save(model, str(tmp))
+    return out, info
+
+
+def _fix_class_dim(model: Any, name: str, k: int) -> None:
+    """The class axis of output `name` becomes the number k (runtimes read it)."""
+    dims = next(o for o in model.graph.output if o.name == name).type.tensor_type.shape.dim
+    if len(dims) == 4 and not dims[1].HasField("dim_value"):
+        dims[1].dim_value = k
+
+
+def _io(model: Any, path: Path) -> tuple[Any, Any]:
+    init = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init]
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
+        raise UsageError(f"{path} has inputs {[i.name for i in inputs]}",
+                         expected="one N x C x H x W image input")
+    if inputs[0].type.tensor_type.elem_type != 1:  # TensorProto.FLOAT
+        raise UsageError(f"{path}'s input {inputs[0].name!r} is not float32",
+                         expected="a float32 N x C x H x W input (normalised outside the graph)")
+    outs = [o for o in model.graph.output if len(o.type.tensor_type.shape.dim) == 4]
+    if not outs:
+        raise UsageError(f"{path} has no 4-D output", expected="logits N x K x H x W")
+    return inputs[0], outs[0]
+
+
+def _dim(value_info: Any, axis: int) -> int | None:
+    d = value_info.type.tensor_type.shape.dim[axis]
+    return int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None
+
+
+def _channels(inp: Any, req: CardRequest) -> int:
+    c = _dim(inp, 1)
+    if c is not None and req.in_channels is not None and c != req.in_channels:
+        raise UsageError(f"--in-channels {req.in_channels} but {req.model} takes {c} channels",
+                         fix=f"pass --in-channels {c} or drop it")
+    return c or req.in_channels or 3
+
+
+def _per_channel(values: list[float], c: int, flag: str) -> list[float]:
+    if len(values) == 1:
+        return [float(values[0])] * c
+    if len(values) != c:
+        raise UsageError(f"{flag} has {len(values)} values for {c} input channels",
+                         expected="one value per channel (or one for all)")
+    return [float(v) for v in values]
+
+
+def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None, m: int,
+                 k: int) -> str:
+    """Run once at a size the graph takes: "same" when the output has the input's size."""
+    import onnxruntime as ort
+
+    h, w = static or (m * (-(-67 // m) | 1), m * ((-(-67 // m) | 1) + 2))
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        shape = [d if isinstance(d, int) else None for d in sess.get_inputs()[0].shape]
+        n = shape[0] or 1
+        y = sess.run(None, {name: np.zeros((n, c, h, w), np.float32)})[0]
+    except Exception as exc:
+        line = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise UsageError(f"ONNX Runtime cannot run {path} at {c}x{h}x{w}: {line[:200]}",
+                         fix="pass --size-multiple N if the model needs H, W divisible by N"
+                         ) from None
+    if y.ndim != 4:
+        raise UsageError(f"{path} returns shape {tuple(y.shape)} at {c}x{h}x{w}",
+                         expected=f"N x {k} x H x W logits")
+    if y.shape[1] != k:
+        raise UsageError(f"--classes names {k} classes but {path} outputs {y.shape[1]} "
+                         "channels", expected=f"{y.shape[1]} comma-separated names")
+    if tuple(y.shape[2:]) == (h, w):
+        return "same"
+    if y.shape[2] < h and y.shape[3] < w:
+        return "valid"
+    raise UsageError(f"{path} returns {y.shape[2]}x{y.shape[3]} logits for a {h}x{w} input",
+                     expected="logits of the input's size",
+                     fix="pass the --size-multiple the model needs")
