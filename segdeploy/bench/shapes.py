@@ -22,26 +22,36 @@ def estimate_bytes(shape: Sequence[int]) -> int:
     return n * h * w * DEFAULT_BYTES_PER_PIXEL
 
 
-def validate_shapes(shapes: Sequence[Shape], card: ModelCard, *,
+def validate_shapes(shapes: Sequence[Shape], card: ModelCard | None, *,
                     memory: int | None = None) -> None:
-    """UsageError naming the shape and the rule it breaks (channels, minimum size, memory)."""
+    """UsageError naming the shape and the rule it breaks (channels, minimum size, memory).
+
+    card None: an ONNX without segdeploy metadata, whose graph checks the shape itself."""
     memory = available_memory() if memory is None else memory
     for shape in shapes:
         n, c, h, w = shape
         text = "x".join(map(str, shape))
-        if c != card.in_channels:
-            raise UsageError(f"--shape {text} has {c} channels but the model takes "
-                             f"{card.in_channels}",
-                             expected=f"N x {card.in_channels} x H x W",
-                             fix=f"use e.g. -s 1x{card.in_channels}x{h}x{w}, or -s {h}x{w}")
-        if min(h, w) < card.min_size:
-            raise UsageError(f"--shape {text} is below the model's minimum size "
-                             f"{card.min_size}", expected=f"H and W >= {card.min_size}",
-                             fix=f"use e.g. -s {n}x{c}x{max(h, card.min_size)}x"
-                                 f"{max(w, card.min_size)}")
+        if card is not None:
+            _check_model_rules(shape, card)
         need = estimate_bytes(shape)
         if memory is not None and need > memory:
             raise UsageError(f"--shape {text} needs about {format_bytes(need)} per run, more "
                              f"than the {format_bytes(memory)} of memory available",
                              expected="a batch that fits in memory",
                              fix="use a smaller batch or image size")
+
+
+def _check_model_rules(shape: Shape, card: ModelCard) -> None:
+    """Channels and minimum size from the model card."""
+    n, c, h, w = shape
+    text = "x".join(map(str, shape))
+    if c != card.in_channels:
+        raise UsageError(f"--shape {text} has {c} channels but the model takes "
+                         f"{card.in_channels}",
+                         expected=f"N x {card.in_channels} x H x W",
+                         fix=f"use e.g. -s 1x{card.in_channels}x{h}x{w}, or -s {h}x{w}")
+    if min(h, w) < card.min_size:
+        raise UsageError(f"--shape {text} is below the model's minimum size "
+                         f"{card.min_size}", expected=f"H and W >= {card.min_size}",
+                         fix=f"use e.g. -s {n}x{c}x{max(h, card.min_size)}x"
+                             f"{max(w, card.min_size)}")

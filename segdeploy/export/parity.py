@@ -154,8 +154,6 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
         return [], f"dataset {name!r} is unavailable ({str(exc).splitlines()[0][:160]})"
     if not fit:
         return images, f"{name} val x{len(images)}"
-    from segdeploy.export.samples import fit_image
-
     fitted = [fit_image(img, card) for img in images]
     fitted = [img for img in fitted if img is not None]
     if not fitted:
@@ -163,6 +161,28 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
     h, w = fitted[0].shape[:2]
     same = all(img.shape[:2] == (h, w) for img in fitted)
     return fitted, f"{name} val x{len(fitted)}" + (f" ({h}x{w})" if same else "")
+
+
+def fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:
+    """The image at a size the model takes: resized to a static size, else cropped to a
+    multiple of size_multiple; None if smaller than min_size."""
+    static = (card.config or {}).get("static_size")
+    fixed = (int(static[0]), int(static[1])) if static else None
+    if fixed is not None:
+        from PIL import Image
+
+        if img.shape[:2] == fixed:
+            return img
+        squeeze = img.shape[2] == 1
+        pil = Image.fromarray(img[:, :, 0] if squeeze else img)
+        out = np.asarray(pil.resize((fixed[1], fixed[0]), Image.Resampling.BILINEAR))
+        return out[:, :, None] if squeeze else out
+    h, w = img.shape[:2]
+    m = max(1, card.size_multiple)
+    h2, w2 = h // m * m, w // m * m
+    if min(h2, w2) < card.min_size:
+        return None
+    return img[:h2, :w2]
 
 
 def batches(images: Sequence[np.ndarray], batch: int = 4) -> list[np.ndarray]:

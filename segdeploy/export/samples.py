@@ -40,7 +40,7 @@ def sample_images(card: ModelCard, *, data: str | None, channels: str | None = N
                             expected="a built-in dataset (brain, nuclei), a dataset folder, "
                                      "or a folder of images",
                             fix="check the name or path, or drop --data for synthetic images")
-    fitted = [f for f in (fit_image(img, card) for img in images) if f is not None]
+    fitted = [f for f in (P.fit_image(img, card) for img in images) if f is not None]
     if not fitted:
         raise DataError(f"--data {data}: every image is smaller than the model's minimum size "
                         f"{card.min_size}", fix="pass larger images")
@@ -77,26 +77,3 @@ def _folder_images(path: Path, channels: int, limit: int) -> tuple[list[np.ndarr
                             fix="remove or replace the file") from exc
         images.append(as_hwc_uint8(arr, channels))
     return images, f"{path.name}/ images x{len(images)} (no masks)"
-
-
-def fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:
-    """The image at a size the model takes: resized to a static size, else cropped to a
-    multiple of size_multiple; None if smaller than min_size."""
-    from segdeploy.export.onnx_export import static_size
-
-    fixed = static_size(card)
-    if fixed is not None:
-        from PIL import Image
-
-        if img.shape[:2] == fixed:
-            return img
-        squeeze = img.shape[2] == 1
-        pil = Image.fromarray(img[:, :, 0] if squeeze else img)
-        out = np.asarray(pil.resize((fixed[1], fixed[0]), Image.Resampling.BILINEAR))
-        return out[:, :, None] if squeeze else out
-    h, w = img.shape[:2]
-    m = max(1, card.size_multiple)
-    h2, w2 = h // m * m, w // m * m
-    if min(h2, w2) < card.min_size:
-        return None
-    return img[:h2, :w2]

@@ -126,13 +126,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
     try:
         info = seg.info
         notes = _compatibility_notes(card, info, Path(checkpoint))
-        precision = info.precision
-        if is_onnx(engine):
-            from segdeploy.onnx_precision import effective_precision
-
-            precision, note = effective_precision(engine, info.precision)
-            notes += [note] if note else []
-        judged = judged_precision(precision, getattr(seg.runner, "inference_precision", None))
+        precision, judged = _precisions(engine, seg, notes)
         thresholds = Thresholds.for_precision(judged, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)
         dataset = dataset_for_model(card, data, split)
@@ -142,17 +136,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
             raise UsageError(f"dataset {name!r} ({split}) has no images",
                              fix="choose another --data or --split")
         pairs = [dataset[i] for i in indices]
-        if seg.static_size is not None:  # a fixed-size graph runs at its size only
-            if sizes and any(tuple(s) != seg.static_size for s in sizes):
-                raise UsageError(f"--sizes {sizes} but {engine.name} is a fixed "
-                                 f"{seg.static_size[0]}x{seg.static_size[1]} graph",
-                                 fix="drop --sizes (its size is used)")
-            sizes = [seg.static_size]
-        sizes = list(sizes) if sizes else default_sizes(pairs[0][0].shape[:2], card,
-                                                        seg.max_size)
-        for size in sizes:
-            if seg.static_size is None:
-                check_size(size, card)
+        sizes = _sizes(sizes, seg, card, pairs[0][0].shape[:2], engine.name)
         spec = seg.runner.input_specs()[info.input_name]
         layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
         logits_name = next(n for n in info.output_names if n != "mask")
@@ -189,6 +173,35 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         "images": len(pairs), "thresholds": thresholds.to_dict(), "sizes": results,
         "passed": not any(r["failures"] for r in results), "notes": notes,
     }
+
+
+def _precisions(engine: Path, seg: Any, notes: list[str]) -> tuple[str, str]:
+    """(the graph's precision, the one it is judged by): QDQ nodes or float16 tensors win over
+    the ONNX label (a mismatch is noted); OpenVINO's bf16 over an fp32 graph is judged fp16."""
+    precision = seg.info.precision
+    if is_onnx(engine):
+        from segdeploy.onnx_precision import effective_precision
+
+        precision, note = effective_precision(engine, seg.info.precision)
+        notes += [note] if note else []
+    return precision, judged_precision(precision,
+                                       getattr(seg.runner, "inference_precision", None))
+
+
+def _sizes(sizes: Sequence[tuple[int, int]] | None, seg: Any, card: ModelCard,
+           native: tuple[int, int], name: str) -> list[tuple[int, int]]:
+    """The sizes to compare at: a fixed-size graph's own size, else the given or default
+    sizes, each checked against the model."""
+    if seg.static_size is not None:
+        if sizes and any(tuple(s) != seg.static_size for s in sizes):
+            raise UsageError(f"--sizes {list(sizes)} but {name} is a fixed "
+                             f"{seg.static_size[0]}x{seg.static_size[1]} graph",
+                             fix="drop --sizes (its size is used)")
+        return [seg.static_size]
+    out = list(sizes) if sizes else default_sizes(native, card, seg.max_size)
+    for size in out:
+        check_size(size, card)
+    return out
 
 
 def _compatibility_notes(card: ModelCard, info: Any, checkpoint: Path) -> list[str]:
