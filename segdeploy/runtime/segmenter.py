@@ -199,12 +199,10 @@ class Segmenter:
 
     @property
     def static_size(self) -> tuple[int, int] | None:
-        """(H, W) of a fixed-size graph (`--static-size`): images are resized to it."""
-        sizes = {(b.height, b.width) for b in self._boxes}
-        if len(sizes) != 1:
-            return None
-        (h_lo, h_hi), (w_lo, w_hi) = next(iter(sizes))
-        return (h_lo, w_lo) if h_lo == h_hi and w_lo == w_hi and h_hi and w_hi else None
+        """(H, W) of a `--static-size` graph (adaptive pooling to fixed bins): images are
+        resized to it and logits back. Other fixed-shape graphs keep padding and tiling."""
+        size = (self.card.config or {}).get("static_size")
+        return (int(size[0]), int(size[1])) if size else None
 
     @property
     def max_size(self) -> tuple[int | None, int | None]:

@@ -83,3 +83,23 @@ def test_zoo_model_exports_and_matches_eager(z: ZooModel, tmp_path: Path) -> Non
         mask = seg.predict(image)
         assert mask.shape == (197, 233) and mask.dtype == np.uint8
         assert int(mask.max()) < NUM_CLASSES
+
+
+@pytest.mark.slow
+def test_pspnet_dynamic_attempt_names_static_size(tmp_path: Path) -> None:
+    """Adaptive pooling to fixed bins cannot be dynamic: the error says what to pass."""
+    from zoo_models import SMP
+
+    from segdeploy.errors import ExportError
+
+    z = next(m for m in SMP if m.name == "smp_PSPNet")
+    model = z.build()
+    path = tmp_path / "pspnet.ts"
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(model, (torch.randn(2, 3, 224, 288),), strict=False),
+                       str(path))
+    with pytest.raises(ExportError) as exc:
+        run_export(path, ExportOptions(trust_code=True, fp16=False, max_side=0,
+                                       check_sizes=CHECK_SIZES))
+    assert "--static-size" in str(exc.value)
+    assert not (tmp_path / "pspnet.onnx").exists()
