@@ -96,6 +96,9 @@ def test_plain_onnx_benches_then_runs_after_card(tmp_path: Path, capsys) -> None
 def test_qdq_onnx_without_metadata_is_int8(tmp_path: Path, capsys) -> None:
     plain = _plain_onnx(tmp_path / "plain.onnx")
     qdq = _qdq(plain, tmp_path / "modelopt_like.onnx", (1, 3, 64, 80), "images")
+    code, out = _cli(capsys, "bench", "--engine", str(qdq), "-s", "1x3x64x80", "-n", "2",
+                     "--warmup", "0", "--no-progress", "--backend", "onnxruntime")
+    assert code == 0, out
     assert graph_precision(plain) == "fp32" and graph_precision(qdq) == "int8"
     code, out = _cli(capsys, "card", str(qdq), "--classes", "bg,cell", "--mean",
                      "0.485,0.456,0.406", "--std", "0.229,0.224,0.225")
@@ -103,6 +106,14 @@ def test_qdq_onnx_without_metadata_is_int8(tmp_path: Path, capsys) -> None:
     with Segmenter.load(qdq) as seg:
         assert seg.info.precision == "int8"
         assert seg.predict(np.zeros((64, 80, 3), np.uint8)).shape == (64, 80)
+    from PIL import Image
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.full((61, 75, 3), 128, np.uint8)).save(image)
+    code, out = _cli(capsys, "predict", "--engine", str(qdq), str(image), "-o",
+                     str(tmp_path / "mask.png"))
+    assert code == 0, out
+    assert np.asarray(Image.open(tmp_path / "mask.png")).shape == (61, 75)
 
 
 def test_card_refuses_what_the_graph_contradicts(tmp_path: Path, capsys) -> None:

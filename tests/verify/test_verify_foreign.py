@@ -80,3 +80,33 @@ def test_plain_export_verifies_after_card(brain_checkpoint, tmp_path, capsys) ->
     code, out = _verify(capsys, str(brain_checkpoint), "--engine", str(plain))
     assert code == 0, out
     assert "parity OK" in out
+
+    # a ModelOpt-style file: QDQ nodes and no segdeploy metadata, given a card
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from segdeploy.data import get_dataset
+    from segdeploy.imaging import normalize
+
+    ds = get_dataset("brain", "val", channel_mode=card.channel_mode)
+    feeds = iter([{"x": normalize(ds[i][0], card.mean, card.std)[None]}
+                  for i in range(0, len(ds), max(1, len(ds) // 8))])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            return next(feeds, None)
+
+    bare = tmp_path / "bare.onnx"
+    torch.onnx.export(model, (torch.randn(1, card.in_channels, 64, 64),), str(bare),
+                      dynamo=False, opset_version=17, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}})
+    qdq = tmp_path / "modelopt_like.onnx"
+    quantize_static(str(bare), str(qdq), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True)
+    main(["card", str(qdq), *args[2:]])
+    capsys.readouterr()
+    report = tmp_path / "qdq.json"
+    code, out = _verify(capsys, str(brain_checkpoint), "--engine", str(qdq), "--json",
+                        str(report))
+    data = json.loads(report.read_text())
+    assert data["precision"] == "int8" and data["thresholds"]["min_agreement"] == 99.0
+    assert code == (0 if data["passed"] else 1), out
