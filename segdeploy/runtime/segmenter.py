@@ -273,7 +273,8 @@ class Segmenter:
                 raise UsageError(f"overlap {oy}x{ox} is smaller than the {self._margin} "
                                  "pixels this valid-mode model consumes at each border",
                                  fix=f"use overlap >= {max(self._margin)}")
-            return out[..., start[0]:start[0] + sy, start[1]:start[1] + sx]
+            return self._as_wanted(out[..., start[0]:start[0] + sy, start[1]:start[1] + sx],
+                                   "mask")
 
         return run_tiled(img, grid, centres, batch_size=batch_size)
 
@@ -361,7 +362,8 @@ class Segmenter:
             out = self._infer_batch(padded, want, layout.box)
             start = crop_offsets(layout, padded.shape[1:3], out.shape[-2:], (h, w))
             if start is not None:
-                return out[..., start[0]:start[0] + h, start[1]:start[1] + w]
+                return self._as_wanted(out[..., start[0]:start[0] + h, start[1]:start[1] + w],
+                                       want)
             in_h, in_w = padded.shape[1:3]
             self._margin = (max(self._margin[0] + 1, (in_h - out.shape[-2] + 1) // 2),
                             max(self._margin[1] + 1, (in_w - out.shape[-1] + 1) // 2))
@@ -371,10 +373,13 @@ class Segmenter:
 
     def _infer_batch(self, batch: np.ndarray, want: str, box: SizeBox | None = None) -> np.ndarray:
         """Run an N x H x W x C uint8 batch that already has a valid size, in chunks the
-        engine profile allows; returns N x H' x W' masks or N x K x H' x W' logits."""
+        engine profile allows; returns the graph's N x H' x W' masks when it has them and
+        masks are wanted, else N x K x H' x W' logits (`_as_wanted` turns them into masks
+        after cropping, so that the argmax skips the padding)."""
         box = box or self._boxes[0]
         lo, hi = box.batch
         step = min(hi or len(batch), len(batch))
+        name = self._mask_name if (want == "mask" and self._mask_name) else self._logits_name
         results = []
         for start in range(0, len(batch), step):
             chunk = batch[start:start + step]
@@ -383,14 +388,18 @@ class Segmenter:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], lo - n, axis=0)])
             feed = to_model_input(chunk, dtype=self._spec.dtype, layout=self._layout,
                                   mean=self.card.mean, std=self.card.std)
-            name = self._mask_name if (want == "mask" and self._mask_name) else self._logits_name
-            out = self.runner.infer({self.info.input_name: feed}, output_names=[name],
-                                    check=False)[name][:n]
-            if want == "mask":
-                out = (argmax_classes(out, self.mask_dtype) if name == self._logits_name
-                       else out.astype(self.mask_dtype, copy=False))
-            results.append(out)
+            results.append(self.runner.infer({self.info.input_name: feed}, output_names=[name],
+                                             check=False)[name][:n])
         return results[0] if len(results) == 1 else np.concatenate(results)
+
+    def _as_wanted(self, out: np.ndarray, want: str) -> np.ndarray:
+        """Cropped `_infer_batch` output -> masks (argmax of logits, or the graph's mask in
+        mask_dtype) or logits."""
+        if want != "mask":
+            return out
+        if self._mask_name:  # _infer_batch fetched the graph's own argmax
+            return out.astype(self.mask_dtype, copy=False)
+        return argmax_classes(out, self.mask_dtype)
 
     def _measure_margin(self) -> tuple[int, int]:
         """Context a "valid" model consumes per side, from one run on a small blank image."""
