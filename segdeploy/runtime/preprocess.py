@@ -150,10 +150,14 @@ def argmax_classes(logits: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.nd
     peak = logits.max(axis=1, keepdims=True)
     if np.isnan(peak).any():
         return np.argmax(logits, axis=1).astype(dtype, copy=False)
-    rank_type = np.uint8 if k <= 256 else np.int32
-    ranks = np.arange(k - 1, -1, -1, dtype=rank_type).reshape(1, k, 1, 1)
-    score = np.multiply(logits == peak, ranks, dtype=rank_type).max(axis=1)
-    return np.subtract(rank_type(k - 1), score, dtype=rank_type).astype(dtype, copy=False)
+    if k > 256:
+        ranks32 = np.arange(k - 1, -1, -1, dtype=np.int32).reshape(1, k, 1, 1)
+        score32 = np.multiply(logits == peak, ranks32).max(axis=1)
+        return (k - 1 - score32).astype(dtype, copy=False)
+    score = np.equal(logits, peak).view(np.uint8)  # 1 where a class reaches the maximum
+    score *= np.arange(k - 1, -1, -1, dtype=np.uint8).reshape(1, k, 1, 1)
+    first = score.max(axis=1)
+    return np.subtract(np.uint8(k - 1), first, out=first).astype(dtype, copy=False)
 
 
 def crop_offsets(layout: PadLayout, input_hw: tuple[int, int], output_hw: tuple[int, int],
