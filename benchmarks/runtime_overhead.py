@@ -8,10 +8,12 @@ For every model (a reference model built with random weights and exported, needs
 the given --onnx), the same uint8 image goes through Segmenter.predict (pad, normalise,
 infer, argmax, crop) while a bare InferenceSession.run gets the float32 input predict
 really feeds (the padded size; for unet_valid that includes its context) ready made, and
-fetches what predict fetches (`logits`, or `mask` for a --with-argmax export). The calls
-alternate in rotating order so that load on a shared machine hits both alike; medians are
-compared. Alongside, the host-side parts alone, in thread CPU time: pad + normalise, the
-argmax (+ crop) predict does, and the np.argmax it replaced.
+fetches what predict fetches (`logits`, or `mask` for a --with-argmax export). The two
+calls run back to back in alternating order, so that load on a shared machine hits both
+alike; the overhead is the median of the per-round ratios predict / bare (wall time), and
+also the ratio of the median process CPU times (all threads; insensitive to other jobs).
+Alongside, the host-side parts alone, in thread CPU time: pad + normalise, the argmax
+(+ crop) predict does, and the np.argmax it replaced.
 """
 
 from __future__ import annotations
@@ -30,11 +32,19 @@ from typing import Any
 import numpy as np
 
 
-def export_reference(arch: str, width: float, num_classes: int, folder: Path) -> Path:
+def export_reference(arch: str, width: float, num_classes: int, folder: Path, *,
+                     in_graph: bool = False) -> Path:
+    """A reference model with random weights, exported (in_graph: as `segdeploy export
+    --with-preprocess --with-argmax` does: uint8 NHWC in, `logits` and `mask` out)."""
     import onnx
     import torch
 
-    from segdeploy.export.onnx_export import DeployWrapper, export_onnx, set_metadata
+    from segdeploy.export.onnx_export import (
+        DeployWrapper,
+        export_onnx,
+        output_names,
+        set_metadata,
+    )
     from segdeploy.manifest import ExportInfo
     from segdeploy.reference_models import get_model
     from segdeploy.reference_models.checkpoint import card_from_model
@@ -42,10 +52,15 @@ def export_reference(arch: str, width: float, num_classes: int, folder: Path) ->
     torch.manual_seed(0)
     model = get_model(arch, num_classes=num_classes, width=width, in_channels=3).eval()
     card = card_from_model(model)
-    proto = export_onnx(DeployWrapper(model, mean=card.mean, std=card.std).eval(), card,
-                        opset=17)
-    set_metadata(proto, ExportInfo(card=card).to_metadata_props())
-    path = folder / f"{arch}_w{width}.onnx"
+    wrapper = DeployWrapper(model, mean=card.mean, std=card.std, preprocess=in_graph,
+                            argmax=in_graph).eval()
+    proto = export_onnx(wrapper, card, opset=17)
+    info = ExportInfo(card=card, output_names=output_names(in_graph),
+                      input_dtype="uint8" if in_graph else "float32",
+                      preprocess_in_graph=in_graph, argmax_in_graph=in_graph, opset=17,
+                      input_layout="NHWC" if in_graph else "NCHW")
+    set_metadata(proto, info.to_metadata_props())
+    path = folder / f"{arch}_w{width}{'_ingraph' if in_graph else ''}.onnx"
     onnx.save(proto, str(path))
     return path
 
@@ -61,6 +76,21 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int,
             t0 = clock()
             fns[name]()
             times[name].append(clock() - t0)
+    return times
+
+
+def paired(bare: Callable[[], Any], predict: Callable[[], Any],
+           repeats: int) -> dict[str, list[float]]:
+    """bare and predict back to back, in alternating order: wall and process CPU seconds."""
+    times: dict[str, list[float]] = {k: [] for k in ("bare", "predict", "bare_cpu",
+                                                     "predict_cpu")}
+    for r in range(repeats):
+        for name in (("bare", "predict") if r % 2 == 0 else ("predict", "bare")):
+            fn = bare if name == "bare" else predict
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+            times[name + "_cpu"].append(time.process_time() - c0)
     return times
 
 
@@ -101,8 +131,8 @@ def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             bare.run([fetch], feeds)
             seg.predict(image)
         out = bare.run([seg._logits_name], feeds)[0]
-        wall = interleaved({"bare": lambda: bare.run([fetch], feeds),
-                            "predict": lambda: seg.predict(image)}, args.repeats)
+        wall = paired(lambda: bare.run([fetch], feeds), lambda: seg.predict(image),
+                      args.repeats)
         top, left = layout.top - (padded.shape[1] - out.shape[-2]) // 2, \
             layout.left - (padded.shape[2] - out.shape[-1]) // 2
         crop = out[..., top:top + h, left:left + w]
@@ -110,11 +140,15 @@ def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                             "argmax": lambda: argmax_classes(crop, seg.mask_dtype),
                             "np.argmax": lambda: np.argmax(out, axis=1).astype(np.uint8)},
                            args.repeats, clock=time.thread_time)
-        bare_ms, pred_ms = (statistics.median(wall[k]) * 1e3 for k in ("bare", "predict"))
-        return {"model": seg.card.arch, "classes": seg.num_classes,
+        med = {k: statistics.median(v) * 1e3 for k, v in wall.items()}
+        ratios = [p / b for p, b in zip(wall["predict"], wall["bare"], strict=True)]
+        in_graph = bool(seg._mask_name)
+        return {"model": seg.card.arch + (" (in-graph pre + argmax)" if in_graph else ""),
+                "in_graph": in_graph, "classes": seg.num_classes,
                 "input": "x".join(map(str, feeds[seg.info.input_name].shape)),
-                "bare_ms": round(bare_ms, 2), "predict_ms": round(pred_ms, 2),
-                "overhead_pct": round((pred_ms / bare_ms - 1) * 100, 2),
+                "bare_ms": round(med["bare"], 2), "predict_ms": round(med["predict"], 2),
+                "overhead_pct": round((statistics.median(ratios) - 1) * 100, 2),
+                "cpu_overhead_pct": round((med["predict_cpu"] / med["bare_cpu"] - 1) * 100, 2),
                 **{f"{k}_cpu_ms": round(statistics.median(v) * 1e3, 3)
                    for k, v in host.items()}}
 
@@ -141,12 +175,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads, all sessions")
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--size", type=int, nargs=2, default=[256, 256], metavar=("H", "W"))
+    ap.add_argument("--in-graph", action="store_true",
+                    help="also measure each model exported with --with-preprocess --with-argmax")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        paths = args.onnx or [export_reference(m, args.width, args.classes, Path(tmp))
-                              for m in args.models]
+        variants = (False, True) if args.in_graph else (False,)
+        paths = args.onnx or [export_reference(m, args.width, args.classes, Path(tmp),
+                                               in_graph=g) for m in args.models for g in variants]
         for path in paths:
             rows.append(measure_model(path, args))
             print(f"measured {rows[-1]['model']}", flush=True)
@@ -164,13 +201,16 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
                f"onnxruntime {ort.__version__}, numpy {np.__version__}, "
                f"{args.threads} threads")
     print(f"image {h}x{w} uint8; {args.repeats} interleaved rounds; {machine}")
-    print("| model | classes | model input | bare run ms | predict ms | overhead | "
-          "pad + normalise (CPU ms) | argmax + crop (CPU ms) | np.argmax before (CPU ms) |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| model | classes | model input | bare run ms | predict ms | overhead (paired "
+          "median) | CPU-time overhead | pad + normalise (CPU ms) | argmax + crop (CPU ms) | "
+          "np.argmax before (CPU ms) |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['classes']} | {r['input']} | {r['bare_ms']} | "
-              f"{r['predict_ms']} | {r['overhead_pct']:+.1f} % | {r['prepare_cpu_ms']} | "
-              f"{r['argmax_cpu_ms']} | {r['np.argmax_cpu_ms']} |")
+              f"{r['predict_ms']} | {r['overhead_pct']:+.1f} % | "
+              f"{r['cpu_overhead_pct']:+.1f} % | {r['prepare_cpu_ms']} | "
+              f"{'in graph' if r['in_graph'] else r['argmax_cpu_ms']} | "
+              f"{r['np.argmax_cpu_ms']} |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "repeats": args.repeats,
                                          "rows": rows}, indent=2))
