@@ -8,7 +8,8 @@ Each model is opened twice through Segmenter.load (ONNX Runtime, `--threads` int
 threads), once with spinning=True (ONNX Runtime's own default) and once with spinning=False
 (segdeploy's). Every round, for each setting in rotating order: model A twice and B twice
 (the second call of each is its "alone" time: the same model ran just before), then A, B,
-A, B ("alternating": the other model ran just before). Medians over the rounds; the ratio
+A, B ("alternating": the other model ran just before), after a pause (--settle) in which
+the other setting's spinning threads go idle. Medians over the rounds; the ratio
 alternating / alone is what a second model costs each one.
 """
 
@@ -65,6 +66,7 @@ def measure(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]
                  for s in SETTINGS}
         for r in range(args.rounds):
             for s in (SETTINGS if r % 2 == 0 else SETTINGS[::-1]):
+                time.sleep(args.settle)  # the other setting's spinning threads go idle
                 one_round(calls[s], times[s])
     finally:
         for seg in [seg for group in segs.values() for seg in group]:
@@ -74,8 +76,8 @@ def measure(paths: list[Path], args: argparse.Namespace) -> list[dict[str, Any]]
         for i, path in enumerate(paths):
             alone = statistics.median(times[s]["alone"][i]) * 1e3
             alternating = statistics.median(times[s]["alternating"][i]) * 1e3
-            rows.append({"model": path.name, "spinning": s, "alone_ms": round(alone, 1),
-                         "alternating_ms": round(alternating, 1),
+            rows.append({"model": path.name, "spinning": s, "alone_ms": round(alone, 2),
+                         "alternating_ms": round(alternating, 2),
                          "ratio": round(alternating / alone, 3)})
     return rows
 
@@ -87,6 +89,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--size", type=int, nargs=2, default=[197, 233], metavar=("H", "W"))
+    ap.add_argument("--settle", type=float, default=0.5,
+                    help="seconds of pause before each setting's turn, so that threads "
+                         "still spinning from the other setting do not slow it")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     if args.onnx and len(args.onnx) != 2:
