@@ -373,9 +373,9 @@ class Segmenter:
 
     def _infer_batch(self, batch: np.ndarray, want: str, box: SizeBox | None = None) -> np.ndarray:
         """Run an N x H x W x C uint8 batch that already has a valid size, in chunks the
-        engine profile allows; returns the graph's N x H' x W' masks when it has them and
-        masks are wanted, else N x K x H' x W' logits (`_as_wanted` turns them into masks
-        after cropping, so that the argmax skips the padding)."""
+        engine profile allows: N x H' x W' masks (the graph's, or per chunk when there are
+        several) or N x K x H' x W' logits, which `_as_wanted` turns into masks after
+        cropping, so that the argmax skips the padding."""
         box = box or self._boxes[0]
         lo, hi = box.batch
         step = min(hi or len(batch), len(batch))
@@ -388,16 +388,18 @@ class Segmenter:
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], lo - n, axis=0)])
             feed = to_model_input(chunk, dtype=self._spec.dtype, layout=self._layout,
                                   mean=self.card.mean, std=self.card.std)
-            results.append(self.runner.infer({self.info.input_name: feed}, output_names=[name],
-                                             check=False)[name][:n])
+            out = self.runner.infer({self.info.input_name: feed}, output_names=[name],
+                                    check=False)[name][:n]
+            if want == "mask" and out.ndim == 4 and step < len(batch):
+                out = argmax_classes(out, self.mask_dtype)  # hold one chunk's logits at most
+            results.append(out)
         return results[0] if len(results) == 1 else np.concatenate(results)
 
     def _as_wanted(self, out: np.ndarray, want: str) -> np.ndarray:
-        """Cropped `_infer_batch` output -> masks (argmax of logits, or the graph's mask in
-        mask_dtype) or logits."""
+        """Cropped `_infer_batch` output -> what was wanted: masks (in mask_dtype) or logits."""
         if want != "mask":
             return out
-        if self._mask_name:  # _infer_batch fetched the graph's own argmax
+        if out.ndim == 3:  # masks already: the graph's own argmax, or made per chunk
             return out.astype(self.mask_dtype, copy=False)
         return argmax_classes(out, self.mask_dtype)
 

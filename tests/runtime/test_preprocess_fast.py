@@ -52,3 +52,20 @@ def test_to_model_input_is_normalize(channels: int) -> None:
     half = to_model_input(batch, dtype=np.dtype(np.float16), layout="NCHW", mean=mean,
                           std=std)
     np.testing.assert_array_equal(half, want.astype(np.float16))
+
+
+def test_segmenter_masks_are_np_argmax_of_its_logits_in_one_and_many_chunks(tiny_model) -> None:
+    from segdeploy.runtime import Segmenter
+
+    rng = np.random.default_rng(3)
+    batch = rng.integers(0, 256, (3, 30, 29, 3), dtype=np.uint8)
+    dynamic, _ = tiny_model(num_classes=5)
+    static, _ = tiny_model(static=True)  # batch 1 only: a batch of 3 runs in 3 chunks
+    for path in (dynamic, static):
+        with Segmenter.load(path, threads=1) as seg:
+            masks = seg.predict(batch)
+            assert masks.shape == (3, 30, 29) and masks.dtype == np.uint8
+            for image, mask in zip(batch, masks, strict=True):
+                logits = seg.image_logits(image)  # cropped to the image, padding excluded
+                np.testing.assert_array_equal(mask, np.argmax(logits, axis=0))
+                np.testing.assert_array_equal(mask, seg.predict(image))
