@@ -164,6 +164,11 @@ def argmax_classes(logits: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.nd
     return first.astype(dtype, copy=False)
 
 
+def as_masks(out: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
+    """N x H x W masks (a graph's own argmax) in `dtype`, or N x K x H x W logits' argmax."""
+    return out.astype(dtype, copy=False) if out.ndim == 3 else argmax_classes(out, dtype)
+
+
 def crop_offsets(layout: PadLayout, input_hw: tuple[int, int], output_hw: tuple[int, int],
                  image_hw: tuple[int, int]) -> tuple[int, int] | None:
     """Where the image starts in the model output, or None when the output does not cover

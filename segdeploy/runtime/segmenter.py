@@ -35,6 +35,7 @@ from segdeploy.runtime.preprocess import (
     PadLayout,
     SizeBox,
     argmax_classes,
+    as_masks,
     choose_padding,
     crop_offsets,
     reflect_pad,
@@ -372,10 +373,9 @@ class Segmenter:
                             expected="output_mode 'same', or 'valid' with a centred output")
 
     def _infer_batch(self, batch: np.ndarray, want: str, box: SizeBox | None = None) -> np.ndarray:
-        """Run an N x H x W x C uint8 batch that already has a valid size, in chunks the
-        engine profile allows: N x H' x W' masks (the graph's, or per chunk when there are
-        several) or N x K x H' x W' logits, which `_as_wanted` turns into masks after
-        cropping, so that the argmax skips the padding."""
+        """Run an N x H x W x C uint8 batch of a valid size in chunks the engine profile
+        allows: N x H' x W' masks (the graph's, or per chunk when there are several) or
+        N x K x H' x W' logits, made masks after cropping (the argmax skips the padding)."""
         box = box or self._boxes[0]
         lo, hi = box.batch
         step = min(hi or len(batch), len(batch))
@@ -396,12 +396,8 @@ class Segmenter:
         return results[0] if len(results) == 1 else np.concatenate(results)
 
     def _as_wanted(self, out: np.ndarray, want: str) -> np.ndarray:
-        """Cropped `_infer_batch` output -> what was wanted: masks (in mask_dtype) or logits."""
-        if want != "mask":
-            return out
-        if out.ndim == 3:  # masks already: the graph's own argmax, or made per chunk
-            return out.astype(self.mask_dtype, copy=False)
-        return argmax_classes(out, self.mask_dtype)
+        """Cropped `_infer_batch` output -> masks in mask_dtype, or the logits as they are."""
+        return as_masks(out, self.mask_dtype) if want == "mask" else out
 
     def _measure_margin(self) -> tuple[int, int]:
         """Context a "valid" model consumes per side, from one run on a small blank image."""
