@@ -2,8 +2,10 @@
 
     python examples/segment_images.py MODEL.onnx|MODEL.plan IMAGE [IMAGE ...]
 
-Loads the model once, segments each image, prints per-class pixel fractions and the
-latency of each call. This is the whole integration an edge app needs.
+Loads the model once, segments each image (any PNG / JPEG / 8- or 16-bit TIFF, read as the
+model was trained: EXIF orientation applied, wide pixels mapped by the model's intensity
+mapping), prints per-class pixel fractions and the latency of each call. This is the whole
+integration an edge app needs.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
 
+from segdeploy.imaging import load_image
 from segdeploy.runtime import Segmenter
 
 
@@ -22,10 +24,10 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     model, images = argv[0], argv[1:]
-    with Segmenter.load(model) as seg:  # reads classes, mean/std and size rules from the file
-        grey = seg.card.in_channels == 1
+    with Segmenter.load(model) as seg:  # reads classes, mean/std, size rules, intensity
         for path in images:
-            image = np.asarray(Image.open(path).convert("L" if grey else "RGB"))
+            # the one decoder: EXIF orientation, 16-bit / float mapped as in training
+            image = load_image(path, channels=seg.channels, intensity=seg.intensity)
             start = time.perf_counter()
             mask = seg.predict(image)  # HxW(x3) uint8 -> HxW class ids
             ms = (time.perf_counter() - start) * 1e3

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segdeploy import __version__
 from segdeploy.errors import ArtifactError
 from segdeploy.geometry import round_up
+
+if TYPE_CHECKING:
+    from segdeploy.imaging import IntensityMapping
 
 CARD_SCHEMA_VERSION = 1
 ONNX_SCHEMA_VERSION = 1
@@ -50,6 +54,10 @@ class ModelCard:
     train_size: list[int] = field(default_factory=lambda: [256, 256])
     #: how a grey image is fed: "grey" (1 channel), "grey3" (replicated to 3), "rgb"
     channel_mode: str = "rgb"
+    #: how raw pixels become the 0..255 the model saw (`imaging.IntensityMapping.to_dict()`):
+    #: 8-bit as stored, or a window for 16-bit / float data. {}: not recorded (artifacts of
+    #: older versions), read as the per-image stretch those versions applied.
+    intensity: dict[str, Any] = field(default_factory=dict)
     #: what the model was trained on: {"name": "brain", "split": ..., "images": N}
     trained_on: dict[str, Any] = field(default_factory=dict)
     #: validation metrics at the saved epoch
@@ -69,6 +77,14 @@ class ModelCard:
         if self.output_mode not in ("same", "valid"):
             raise ArtifactError(f"unknown output_mode {self.output_mode!r}",
                                 expected="'same' or 'valid'")
+        if self.intensity:
+            from segdeploy.errors import SegdeployError
+
+            try:
+                self.intensity_mapping()
+            except (SegdeployError, TypeError, ValueError, IndexError) as exc:
+                raise ArtifactError(f"model card has an invalid intensity mapping "
+                                    f"{self.intensity!r} ({exc})") from exc
 
     def typical_size(self) -> list[int]:
         """The (H, W) inputs will typically have: the training images' size when they all
@@ -105,6 +121,22 @@ class ModelCard:
         multiple = max(1, int(self.size_multiple))
         return f"sides >= {self.min_size}" + (f" and multiples of {multiple}"
                                                 if multiple > 1 else "")
+
+    def intensity_mapping(self) -> IntensityMapping:
+        """The card's intensity mapping as an object (see segdeploy.imaging)."""
+        from segdeploy.imaging import IntensityMapping
+
+        return IntensityMapping.from_dict(self.intensity)
+
+    def aligned_size(self, h: int, w: int, *, stride: bool = True) -> tuple[int, int]:
+        """The input size an h x w image is padded to for inference: at least min_size,
+        rounded up to size_multiple and, with `stride` ("same" models), to a multiple of
+        the output stride, so every image pools on the grid the model was trained on."""
+        fh, fw = self.fit_size(h, w)
+        if not stride or self.output_mode != "same":
+            return fh, fw
+        m = math.lcm(max(1, int(self.size_multiple)), max(1, int(self.output_stride)))
+        return round_up(fh, m), round_up(fw, m)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,6 +185,7 @@ class ExportInfo:
             "segdeploy.mean": json.dumps(c.mean),
             "segdeploy.std": json.dumps(c.std),
             "segdeploy.output_stride": str(c.output_stride),
+            "segdeploy.intensity": json.dumps(c.intensity, sort_keys=True),
             "segdeploy.input_layout": self.input_layout,
             "segdeploy.input_dtype": self.input_dtype,
             "segdeploy.precision": self.precision,

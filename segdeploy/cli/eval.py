@@ -18,14 +18,23 @@ import click
               help="Also write the metrics and the confusion matrix to this JSON file.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
+@click.option("--pad-to-stride/--no-pad-to-stride", default=True, show_default=True,
+              help="Reflect-pad each image to a multiple of the model's output stride and "
+                   "crop back (as `segdeploy predict`); --no-pad-to-stride pads only to "
+                   "what the model requires.")
+@click.option("--classes-by-count", is_flag=True,
+              help="Accept data whose class names differ from the model's when the counts "
+                   "match (the same ids mean the same classes).")
 def command(checkpoint: str, data: str | None, split: str, device: str, limit: int | None,
-            json_path: str | None, progress: bool | None) -> None:
+            json_path: str | None, progress: bool | None, pad_to_stride: bool,
+            classes_by_count: bool) -> None:
     """Evaluate CHECKPOINT at full image size: pixel accuracy, mean accuracy, mean IU,
     frequency weighted IU, per-class IoU and Dice.
 
     Models with output_mode "valid" (unet_valid) get their input padded by reflection so the
     output covers the whole image (overlap-tile); no centre crop of the mask is scored.
     """
+    import math
     import time
 
     from rich.console import Console
@@ -43,7 +52,8 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     console = Console()
     dev = resolve_device(device, DistInfo())
     model, card = load_model(checkpoint, map_location=dev)
-    ds = dataset_for_model(card, data, split)
+    ds = dataset_for_model(card, data, split, classes_by_count=classes_by_count)
+    geometry = Geometry.of(card, pad_to_stride=pad_to_stride)
     data = data or ds.name
     indices = list(range(len(ds)))[:limit]
     show = console.is_terminal if progress is None else progress
@@ -51,7 +61,7 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     with Progress(console=console, disable=not show, transient=True) as bar:
         task = bar.add_task(f"eval {split}", total=len(indices))
         cm, _, _ = evaluate(model, ds, indices, num_classes=card.num_classes, mean=card.mean,
-                            std=card.std, geometry=Geometry.of(card), device=dev,
+                            std=card.std, geometry=geometry, device=dev,
                             on_step=lambda: bar.update(task, advance=1))
     seconds = time.perf_counter() - t0
     metrics = cm.compute()
@@ -64,6 +74,9 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
             "images": len(indices), "classes": card.classes, "metrics": metrics,
             "confusion_matrix": cm.matrix.tolist(), "seconds": round(seconds, 3),
             "input_padding": ("reflect, overlap-tile (output covers the whole image)"
-                              if card.output_mode == "valid" else "reflect up to min_size"),
+                              if card.output_mode == "valid" else
+                              f"reflect, bottom/right, to min_size and multiples of "
+                              f"{math.lcm(geometry.size_multiple, geometry.stride)}"),
+            "intensity": card.intensity_mapping().to_dict(),
         })
         console.print(f"metrics written to {json_path}", highlight=False)

@@ -103,6 +103,13 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                  ("input", f"{card.get('in_channels')} channel(s) ({card.get('channel_mode')}), "
                            f"mean {card.get('mean')} std {card.get('std')} on image/255"),
                  ("geometry", _geometry(card))]
+        try:
+            from segdeploy.imaging import IntensityMapping
+
+            rows.append(("intensity", IntensityMapping.from_dict(card.get("intensity"))
+                         .describe()))
+        except Exception:  # noqa: BLE001 - a foreign or broken card still gets described
+            rows.append(("intensity", str(card.get("intensity"))))
         data = card.get("trained_on") or {}
         if data:
             rows.append(("trained on", f"{data.get('name')} ({data.get('images', '?')} images)"))

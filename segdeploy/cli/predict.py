@@ -1,8 +1,14 @@
-"""`segdeploy predict --engine FILE IMAGE|DIR... -o OUT`: palette PNG masks from images.
+"""`segdeploy predict --engine FILE IMAGE|DIR|VOLUME... -o OUT`: masks from images.
 
 -o is a .png file for one image, or a folder (created if needed) for several; `--overlay`
 also writes the image blended with the mask; `--tile N` segments large images in
-overlapping tiles. Runs on the torch-free runtime (ONNX Runtime or TensorRT).
+overlapping tiles. Images are read by the one decoder (EXIF orientation applied, 16-bit /
+float pixels mapped by the model card's intensity mapping).
+
+NIfTI volumes (`scan.nii.gz -o labels.nii.gz`) are segmented slice by slice along `--axis`
+(default axial) and written as label volumes with the input's affine and header; 2-D
+images of one size given with `-o NAME.nii.gz` are stacked into one label volume. Runs on
+the torch-free runtime (ONNX Runtime or TensorRT; nibabel for volumes).
 """
 
 from __future__ import annotations
@@ -19,26 +25,36 @@ from segdeploy.errors import InputError, UsageError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
+def _is_input(path: Path) -> bool:
+    from segdeploy.volumes import is_nifti
+
+    return path.suffix.lower() in IMAGE_SUFFIXES or is_nifti(path)
+
+
 def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
-    """Image files named or inside the given folders (sorted); True when a folder was given."""
+    """Image (and NIfTI) files named or inside the given folders (sorted); True when a
+    folder was given."""
+    from segdeploy.volumes import is_nifti
+
     images: list[Path] = []
     had_folder = False
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             had_folder = True
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.iterdir() if p.is_file() and _is_input(p))
             if not found:
                 raise UsageError(f"folder {path} has no images",
-                                 expected=f"files ending in {', '.join(IMAGE_SUFFIXES)}")
+                                 expected=f"files ending in {', '.join(IMAGE_SUFFIXES)}, "
+                                          ".nii or .nii.gz")
             images.extend(found)
         elif path.is_file():
             images.append(path)
         else:
             raise UsageError(f"{path} does not exist", expected="an image file or a folder")
     for path in images:  # headers only: a non-image fails now, before any inference
-        check_image_header(path)
+        if not is_nifti(path):
+            check_image_header(path)
     return images, had_folder
 
 
@@ -99,43 +115,12 @@ def overlay_path(mask_path: Path) -> Path:
     return mask_path.with_name(mask_path.stem + ".overlay.png")
 
 
-def load_image(path: Path, channels: int) -> Any:
-    """An HxWxC uint8 array for the model (grey for 1 channel, RGB otherwise); 16-bit and
-    float images are stretched to 0-255."""
-    import warnings
+def load_image(path: Path, channels: int, intensity: Any = None) -> Any:
+    """An HxWxC uint8 array for the model: the one decoder (segdeploy.imaging.load_image):
+    EXIF orientation applied, 16-bit / float pixels mapped by the card's intensity mapping."""
+    from segdeploy.imaging import load_image as decode
 
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            # large images are what --tile / the memory budget are for; Pillow's warning
-            # would print two raw lines. Its hard limit (DecompressionBombError) stays.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _decode(path, channels)
-    except Image.DecompressionBombError:
-        raise InputError(f"image {path} has more pixels than Pillow decodes safely",
-                         expected=f"at most {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels",
-                         fix="split the image into parts, or check it is not a "
-                             "decompression bomb") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a PNG, JPEG, BMP or TIFF image",
-                         fix="check the file is complete, or convert it") from None
-
-
-def _decode(path: Path, channels: int) -> Any:
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as img:
-        img.load()
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = np.asarray(img, dtype=np.float64)
-            lo, hi = float(arr.min()), float(arr.max())
-            arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else arr * 0
-            grey = np.clip(arr + 0.5, 0, 255).astype(np.uint8)
-            return grey[:, :, None] if channels == 1 else np.repeat(grey[:, :, None], 3, 2)
-        return np.asarray(img.convert("L" if channels == 1 else "RGB"))
+    return decode(path, channels=channels, intensity=intensity)
 
 
 def save_overlay(path: Path, image: Any, mask: Any) -> None:
@@ -172,21 +157,58 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--memory-budget", default=None, metavar="BYTES",
               help="Without --tile, images whose untiled run would need more memory than "
                    "this (e.g. 4G) are tiled [default: half the available memory].")
+@click.option("--axis", type=click.Choice(["axial", "coronal", "sagittal", "0", "1", "2"]),
+              default="axial", show_default=True,
+              help="NIfTI volumes: slice along this anatomical axis (from the affine) or "
+                   "voxel axis.")
+@click.option("--pad-to-stride/--no-pad-to-stride", default=True, show_default=True,
+              help="Reflect-pad to a multiple of the model's output stride and crop back; "
+                   "--no-pad-to-stride pads only to what the model requires.")
 def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
             tile: int | None, overlap: int | None, backend: str | None,
             providers: str | None, threads: int | None, memory_budget: str | None,
-            precision: str | None) -> None:
-    """Segment images with an exported model and write palette PNG masks."""
+            precision: str | None, axis: str, pad_to_stride: bool) -> None:
+    """Segment images (or NIfTI volumes) with an exported model; write palette PNG masks
+    (or label volumes)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from segdeploy.imaging import save_mask_png
     from segdeploy.runtime import Segmenter
+    from segdeploy.volumes import is_nifti
 
     if overlap is not None and tile is None:
         raise UsageError("--overlap needs --tile", fix="add --tile N, e.g. --tile 512")
     images, had_folder = collect_images(inputs)
+    volumes = [p for p in images if is_nifti(p)]
+    if volumes and len(volumes) != len(images):
+        raise UsageError(f"{volumes[0].name} is a NIfTI volume but "
+                         f"{next(p for p in images if not is_nifti(p)).name} is a 2-D image",
+                         expected="volumes only or 2-D images only in one call",
+                         fix="predict the volumes and the images in separate calls")
     out = Path(output)
+    nifti = bool(volumes) or is_nifti(out)
+    if nifti and (tile is not None or overlay):
+        raise UsageError("--tile and --overlay apply to 2-D images",
+                         fix="drop them for NIfTI output")
+    single_file, targets = ((is_nifti(out), []) if nifti
+                            else _image_targets(images, out, had_folder))
+    console = Console(stderr=True)
+    with (made_folder(out, single_file),
+          Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
+                         memory_budget=memory_budget, precision=precision,
+                         pad_to_stride=pad_to_stride) as seg):
+        seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
+        if nifti:
+            _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
+            return
+        _predict_images(seg, images, targets, overlay, tile, overlap, console)
+    where = targets[0] if single_file else out
+    console.print(f"wrote {len(images)} mask{'s' * (len(images) != 1)} to {where}",
+                  highlight=False)
+
+
+def _image_targets(images: list[Path], out: Path, had_folder: bool
+                   ) -> tuple[bool, list[Path]]:
+    """(one .png file?, the mask path of every image), checked before the model loads."""
     single_file = len(images) == 1 and not had_folder and not out.is_dir() and bool(out.suffix)
     if single_file and out.suffix.lower() != ".png":
         raise UsageError(f"-o {out} does not end in .png", expected="a .png mask path or a folder")
@@ -198,24 +220,72 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         from segdeploy.atomic import check_output_path
 
         check_output_path(out)  # before the model loads, not after the first prediction
-    console = Console(stderr=True)
-    with (made_folder(out, single_file),
-          Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
-                         memory_budget=memory_budget, precision=precision) as seg):
-        seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
-        progress = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                            transient=True, disable=len(images) < 2)
-        with progress:
-            task = progress.add_task("predict", total=len(images))
-            for src, dst in zip(images, targets, strict=True):
-                image = load_image(src, seg.channels)
-                mask = (seg.predict(image) if tile is None
-                        else seg.predict_tiled(image, tile=tile, overlap=overlap))
-                save_mask_png(str(dst), mask)
-                if overlay:
-                    save_overlay(overlay_path(dst), image, mask)
-                progress.advance(task)
-    where = targets[0] if single_file else out
-    console.print(f"wrote {len(images)} mask{'s' * (len(images) != 1)} to {where}",
-                  highlight=False)
+    return single_file, targets
+
+
+def _progress(console: Any, total: int) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(),
+                    MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                    transient=True, disable=total < 2)
+
+
+def _predict_nifti(seg: Any, inputs: list[Path], out: Path, had_folder: bool,
+                   volumes: bool, axis: str, console: Any) -> None:
+    """Label volumes from NIfTI scans, or one from a stack of 2-D slices."""
+    from segdeploy.volumes import is_nifti, nifti_stem, predict_volume
+
+    if not volumes:
+        _stack_to_nifti(seg, inputs, out, console)
+        return
+    single = len(inputs) == 1 and not had_folder and is_nifti(out)
+    if not single and out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out} is a file but {len(inputs)} volumes were given",
+                         expected="a folder for several volumes")
+    if not single and is_nifti(out):
+        raise UsageError(f"-o {out} names one volume but {len(inputs)} were given",
+                         expected="a folder for several volumes")
+    targets = [out] if single else [out / f"{nifti_stem(p)}.nii.gz" for p in inputs]
+    for src, dst in zip(inputs, targets, strict=True):
+        with _progress(console, 2) as bar:
+            task = bar.add_task(f"{src.name}", total=None)
+            result = predict_volume(seg, src, dst, axis=axis,
+                                    on_slices=lambda n, t=task: bar.advance(t, n))
+        share = ", ".join(f"{name} {c / max(sum(result.counts), 1):.1%}"
+                          for name, c in zip(seg.classes, result.counts, strict=False))
+        console.print(f"wrote {dst} ({'x'.join(map(str, result.shape))}, sliced along voxel "
+                      f"axis {result.axis}): {share}", highlight=False)
+
+
+def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> None:
+    """2-D slices of one size -> one label volume (slices along the last axis, identity
+    affine: the images carry no position)."""
+    import numpy as np
+
+    from segdeploy.volumes import require_nibabel, stack_slices, write_labels
+
+    images = [load_image(p, seg.channels, seg.intensity) for p in inputs]
+    stack = stack_slices(images, inputs)
+    masks = np.asarray(seg.predict(stack))
+    labels = np.ascontiguousarray(np.moveaxis(masks, 0, 2))
+    nib = require_nibabel()
+    write_labels(out, labels, nib.Nifti1Image(labels, np.eye(4)), seg.num_classes)
+    console.print(f"wrote {out} ({'x'.join(map(str, labels.shape))}) from {len(inputs)} "
+                  "slices", highlight=False)
+
+
+def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: bool,
+                    tile: int | None, overlap: int | None, console: Any) -> None:
+    from segdeploy.imaging import save_mask_png
+
+    with _progress(console, len(images)) as progress:
+        task = progress.add_task("predict", total=len(images))
+        for src, dst in zip(images, targets, strict=True):
+            image = load_image(src, seg.channels, seg.intensity)
+            mask = (seg.predict(image) if tile is None
+                    else seg.predict_tiled(image, tile=tile, overlap=overlap))
+            save_mask_png(str(dst), mask)
+            if overlay:
+                save_overlay(overlay_path(dst), image, mask)
+            progress.advance(task)

@@ -16,6 +16,20 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None):
         raise click.BadParameter(str(exc)) from None
 
 
+def _pair(option: str):
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None):
+        from segdeploy.errors import SegdeployError
+        from segdeploy.training.config import parse_pair
+
+        if value is None:
+            return None
+        try:
+            return parse_pair(value, option)
+        except SegdeployError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return parse
+
+
 @click.command("train")
 @click.argument("arch")
 @click.option("--data", "-d", required=True,
@@ -32,7 +46,8 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--image-size", default="160", show_default=True, callback=_size,
               help="Training crop: one side (160), HxW (160x224), or 'full' images.")
 @click.option("--num-classes", type=click.IntRange(min=1),
-              help="Class count, only for folders whose masks do not tell.")
+              help="Class count, at least the largest mask id + 1 [default: from "
+                   "labelmap.txt, classes.txt or the ids in the masks].")
 @click.option("--channels", type=click.Choice(["grey", "grey3", "rgb"]),
               help="How images are fed [default: the dataset's].")
 @click.option("--loss", type=click.Choice(["ce", "dice", "ce+dice"]), default="ce",
@@ -58,6 +73,18 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None):
               help="Smoke runs: use only the first N validation images.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
+@click.option("--hflip/--no-hflip", default=True, show_default=True,
+              help="Random horizontal flips. A flip swaps left and right: turn it off when "
+                   "labels depend on the side (left / right hemisphere, left / right lung).")
+@click.option("--vflip/--no-vflip", default=False, show_default=True,
+              help="Random vertical flips (microscopy, aerial images: no up or down).")
+@click.option("--scale", metavar="MIN,MAX", callback=_pair("--scale"),
+              help="Random scale range, e.g. 0.8,1.2; 1,1 turns scaling off [default: "
+                   "0.75,1.25 for crops, none for full images].")
+@click.option("--intensity-window", metavar="LO,HI", callback=_pair("--intensity-window"),
+              help="Map 16-bit / float pixel values LO..HI to 0..255 (CT: -100,300) "
+                   "[default: the training split's 0.5-99.5 percentiles]. Recorded in the "
+                   "checkpoint and applied by eval, verify, export and predict.")
 def command(arch: str, data: str, **options) -> None:
     """Train ARCH (fcn8s, unet, ...) on a dataset; print per-epoch validation metrics.
 

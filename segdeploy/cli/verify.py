@@ -34,10 +34,17 @@ import click
               help="Also write the report to this JSON file.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
+@click.option("--pad-to-stride/--no-pad-to-stride", default=True, show_default=True,
+              help="Reflect-pad each size to a multiple of the output stride and crop the "
+                   "logits back, as `segdeploy predict` runs the model.")
+@click.option("--classes-by-count", is_flag=True,
+              help="Accept data whose class names differ from the model's when the counts "
+                   "match.")
 def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: str | None,
             max_images: int, batch_size: int, min_agreement: float | None,
             max_miou_drop: float | None, threads: int | None, backend: str | None,
-            precision: str | None, json_path: str | None, progress: bool | None) -> None:
+            precision: str | None, json_path: str | None, progress: bool | None,
+            pad_to_stride: bool, classes_by_count: bool) -> None:
     """Run CHECKPOINT in PyTorch and ENGINE on the same images at several sizes; report logit
     errors (max / mean / p99), argmax agreement, IoU between the two masks and both mIoUs
     against the labels. Exits with code 1 when a threshold fails.
@@ -65,7 +72,8 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
                         batch_size=batch_size, min_agreement=min_agreement,
                         max_miou_drop=max_miou_drop, threads=threads,
                         backend=backend, precision=precision,
-                        progress=console.is_terminal if progress is None else progress)
+                        progress=console.is_terminal if progress is None else progress,
+                        pad_to_stride=pad_to_stride, classes_by_count=classes_by_count)
     print_report(report, console)
     for note in report["notes"]:
         console.print("[yellow]note[/] " + escape(note), highlight=False)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from segdeploy.data.base import CHANNEL_MODES, SPLITS, SegmentationDataset
 from segdeploy.errors import DataError, UsageError
+from segdeploy.imaging import IntensityMapping
 from segdeploy.manifest import ModelCard
 
 BUILTIN = ("brain", "nuclei")
 
-__all__ = ["BUILTIN", "CHANNEL_MODES", "SPLITS", "SegmentationDataset", "dataset_for_model",
-           "get_dataset", "list_datasets"]
+__all__ = ["BUILTIN", "CHANNEL_MODES", "SPLITS", "SegmentationDataset", "check_classes",
+           "dataset_for_model", "get_dataset", "list_datasets"]
 
 
 def list_datasets() -> list[str]:
@@ -28,21 +30,24 @@ def list_datasets() -> list[str]:
 
 
 def get_dataset(name_or_path: str | os.PathLike[str], split: str = "train",
-                channel_mode: str | None = None) -> SegmentationDataset:
-    """A built-in dataset by name, else a folder (images/ + masks/ or VOC layout).
+                channel_mode: str | None = None,
+                intensity: IntensityMapping | dict[str, Any] | None = None
+                ) -> SegmentationDataset:
+    """A built-in dataset by name, else a folder (images/ + masks/, VOC or CVAT layout).
 
-    Built-in names win over a folder of the same name in the working directory; pass
-    `./brain` to read such a folder.
+    `intensity`: how 16-bit / float images map to 0..255 (a model card's `intensity`); by
+    default a folder measures its training split's window. Built-in names win over a folder
+    of the same name in the working directory; pass `./brain` to read such a folder.
     """
     name = os.fspath(name_or_path)
     if name == "brain":
         from segdeploy.data.brain import BrainDataset
 
-        return BrainDataset(split, channel_mode)
+        return BrainDataset(split, channel_mode, intensity)
     if name == "nuclei":
         from segdeploy.data.nuclei import NucleiDataset
 
-        return NucleiDataset(split, channel_mode)
+        return NucleiDataset(split, channel_mode, intensity)
     path = Path(name).expanduser()
     if not path.is_dir():
         raise DataError(f"unknown dataset {name!r}: not a built-in name and no such folder",
@@ -51,20 +56,62 @@ def get_dataset(name_or_path: str | os.PathLike[str], split: str = "train",
                         fix="check the spelling or the path")
     from segdeploy.data.folder import FolderDataset
 
-    return FolderDataset(path, split, channel_mode)
+    return FolderDataset(path, split, channel_mode, intensity)
 
 
 def dataset_for_model(card: ModelCard, data: str | os.PathLike[str] | None = None,
-                      split: str = "val") -> SegmentationDataset:
+                      split: str = "val", *, classes_by_count: bool = False
+                      ) -> SegmentationDataset:
     """The dataset to score a model on: `data`, else the one its card says it was trained on,
-    fed the way it was trained (channel mode) and checked against its classes."""
-    name = data or (card.trained_on or {}).get("name")
+    fed the way it was trained (channel mode, intensity mapping) and checked against its
+    classes (`check_classes`)."""
+    name = data or trained_on_data(card)
     if not name:
         raise UsageError("the model does not say which dataset it was trained on",
                          fix="pass --data brain|nuclei|FOLDER")
-    ds = get_dataset(name, split=split, channel_mode=card.channel_mode)
-    if ds.num_classes > card.num_classes:
-        raise UsageError(f"dataset {os.fspath(name)!r} has {ds.num_classes} classes but the "
-                         f"model predicts {card.num_classes}",
-                         fix="use the data the model was trained for (--data)")
+    # built-in datasets decode their raw data with their own fixed mapping
+    intensity = None if os.fspath(name) in BUILTIN else card.intensity_mapping()
+    ds = get_dataset(name, split=split, channel_mode=card.channel_mode, intensity=intensity)
+    check_classes(card, ds, os.fspath(name), by_count=classes_by_count)
     return ds
+
+
+def trained_on_data(card: ModelCard) -> str | None:
+    """What to pass as --data to reach the model's training data: a built-in name, or the
+    folder it was read from when that folder still exists."""
+    trained = card.trained_on or {}
+    name = trained.get("name")
+    root = (trained.get("source") or {}).get("root")
+    if name not in BUILTIN and root and Path(root).is_dir():
+        return str(root)
+    return name
+
+
+def check_classes(card: ModelCard, ds: SegmentationDataset, name: str, *,
+                  by_count: bool = False) -> None:
+    """Refuse data whose classes differ from the model's, naming both lists.
+
+    Equal names pass. Names made from mask ids ("class_0", ...) pass when the model's first
+    names are the same (a model trained with a larger --num-classes). `by_count` accepts
+    different names when the counts are equal (the same ids meaning the same classes)."""
+    model, found = list(card.classes), list(ds.classes)
+    if found == model:
+        return
+    generic = all(n == f"class_{i}" for i, n in enumerate(found))
+    if generic and len(found) <= len(model) and model[:len(found)] == found:
+        return
+    if by_count and len(found) == len(model):
+        return
+    same_count = len(found) == len(model)
+    raise UsageError(
+        f"dataset {name!r} has {len(found)} classes ({_names(found)}) but the model predicts "
+        f"{len(model)} ({_names(model)})",
+        expected="data with the model's classes",
+        fix="pass the data the model was trained for with --data"
+            + (", or --classes-by-count if the same ids mean the same classes under other "
+               "names" if same_count else ""))
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

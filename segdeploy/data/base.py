@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import DataError, MissingDependencyError
+from segdeploy.errors import DataError, MissingDependencyError, UsageError
+from segdeploy.imaging import IntensityMapping, as_intensity, percentile_window, window_to_uint8
 
 SPLITS = ("train", "val")
 CHANNEL_MODES = ("grey", "grey3", "rgb")
@@ -78,11 +79,8 @@ def require_reader(module: str, *, purpose: str):
 def to_uint8_percentile(x: np.ndarray, low: float, high: float,
                         *, where: np.ndarray | None = None) -> np.ndarray:
     """Map the [low, high] percentiles of `x` (over `where` if given) onto 0..255."""
-    values = x[where] if where is not None else x
-    lo, hi = np.percentile(values, [low, high]) if values.size else (0.0, 1.0)
-    scale = 255.0 / max(float(hi) - float(lo), 1e-6)
-    y = (x.astype(np.float32) - np.float32(lo)) * np.float32(scale)
-    return np.clip(y + 0.5, 0, 255).astype(np.uint8)
+    lo, hi = percentile_window(x[where] if where is not None else x, (low, high))
+    return window_to_uint8(x, lo, hi)
 
 
 def channel_stats(images: list[np.ndarray] | np.ndarray) -> tuple[list[float], list[float]]:
@@ -147,6 +145,20 @@ class SegmentationDataset(abc.ABC):
         return len(self.classes)
 
     @property
+    def intensity(self) -> IntensityMapping:
+        """How this dataset's raw pixels became the 0..255 images it yields."""
+        return IntensityMapping("uint8", source="8-bit images")
+
+    @property
+    def warnings(self) -> list[str]:
+        """Sentences about the data worth printing before training on it (none here)."""
+        return []
+
+    @property
+    def classes_from(self) -> str:
+        return "built in"
+
+    @property
     def in_channels(self) -> int:
         return 1 if self.channel_mode == "grey" else 3
 
@@ -192,9 +204,27 @@ class SegmentationDataset(abc.ABC):
             "image_sizes": self._image_sizes(),
             "channel_mode": self.channel_mode,
             "classes": list(self.classes),
+            "intensity": self.intensity.to_dict(),
             "source": self._source(),
         }
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, split={self.split!r}, "
                 f"images={len(self)}, channel_mode={self.channel_mode!r})")
+
+
+def check_builtin_intensity(dataset: str, own: IntensityMapping,
+                            given: IntensityMapping | dict[str, Any] | None) -> None:
+    """A built-in dataset decodes its raw data with its own fixed mapping; a model card
+    asking for that one (or none) is fine, another one cannot be honoured."""
+    if given is None or not (given if isinstance(given, IntensityMapping) else given):
+        return
+    mapping = as_intensity(given)
+    if mapping.kind in ("uint8", "per-image") or mapping.to_dict() == own.to_dict() or (
+            mapping.kind == own.kind == "window"
+            and np.isclose(mapping.low, own.low) and np.isclose(mapping.high, own.high)):
+        return
+    raise UsageError(f"dataset {dataset!r} maps its raw intensities with {own.describe()}, "
+                     f"not the requested {mapping.describe()}",
+                     fix="--intensity-window applies to folders of 16-bit / float images; "
+                         f"drop it for {dataset!r}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,12 +29,14 @@ import numpy as np
 from segdeploy.data.base import (
     SegmentationDataset,
     channel_stats,
+    check_builtin_intensity,
     check_channel_mode,
     package_dir,
     package_version,
     require_reader,
 )
 from segdeploy.errors import DataError
+from segdeploy.imaging import IntensityMapping, window_to_uint8
 
 CLASSES = ["background", "grey matter", "white matter"]
 FILES = {k: f"mni_icbm152_{k}_tal_nlin_sym_09a_converted.nii.gz" for k in ("t1", "gm", "wm")}
@@ -52,11 +55,11 @@ class _BrainVolume:
     labels: np.ndarray  # Z x H x W uint8
     z: np.ndarray  # original axial index of each kept slice
     files: tuple[str, ...]
+    t1_high: float  # the T1 value mapped to 255
 
 
-@functools.lru_cache(maxsize=1)
-def _load_volume() -> _BrainVolume:
-    """Decode the three NIfTI volumes once per process (about 1 s)."""
+def template_files() -> dict[str, Path]:
+    """Paths of the MNI152 T1 and grey / white matter maps inside the nilearn install."""
     folder = package_dir("nilearn", purpose="for the built-in 'brain' dataset", fix=_FIX)
     folder = folder / "datasets" / "data"
     paths = {k: folder / name for k, name in FILES.items()}
@@ -65,22 +68,39 @@ def _load_volume() -> _BrainVolume:
         raise DataError(f"the nilearn install lacks the MNI152 template files {missing}",
                         expected="nilearn >= 0.10, which ships them in nilearn/datasets/data",
                         fix="pip install --no-deps --upgrade nilearn")
+    return paths
+
+
+@functools.lru_cache(maxsize=1)
+def _decoded() -> tuple[np.ndarray, np.ndarray]:
+    """The T1 (float32) and the hard tissue labels of the whole 197x233x189 volume."""
+    paths = template_files()
     nib = require_reader("nibabel", purpose="to read the built-in 'brain' dataset")
     vol = {k: np.asarray(nib.load(str(p)).dataobj) for k, p in paths.items()}
-    t1 = vol["t1"].astype(np.float32)
-    gm = _as_probability(vol["gm"])
-    wm = _as_probability(vol["wm"])
-    labels = hard_labels(gm, wm)
+    return vol["t1"].astype(np.float32), hard_labels(_as_probability(vol["gm"]),
+                                                     _as_probability(vol["wm"]))
 
+
+def tissue_labels() -> np.ndarray:
+    """0 / 1 / 2 (background, grey, white matter) for every voxel of the template: the
+    ground truth of `segdeploy predict` on the whole T1 volume."""
+    return _decoded()[1].copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _load_volume() -> _BrainVolume:
+    """Decode the three NIfTI volumes once per process (about 1 s)."""
+    paths = template_files()
+    t1, labels = _decoded()
     hi = float(np.percentile(t1[t1 > 0], T1_HIGH_PERCENTILE))
-    t1_u8 = np.clip(t1 * np.float32(255.0 / hi) + 0.5, 0, 255).astype(np.uint8)
+    t1_u8 = window_to_uint8(t1, 0.0, hi)
 
     brain_fraction = (labels > 0).mean(axis=(0, 1))
     z = np.nonzero(brain_fraction > MIN_BRAIN_FRACTION)[0]
     # axial slice z is volume[:, :, z] (197 x 233); move z first, contiguous per slice
     images = np.ascontiguousarray(np.moveaxis(t1_u8[:, :, z], 2, 0))
     labels = np.ascontiguousarray(np.moveaxis(labels[:, :, z], 2, 0))
-    return _BrainVolume(images, labels, z, tuple(str(p) for p in paths.values()))
+    return _BrainVolume(images, labels, z, tuple(str(p) for p in paths.values()), hi)
 
 
 def hard_labels(gm: np.ndarray, wm: np.ndarray) -> np.ndarray:
@@ -112,13 +132,22 @@ def _train_stats() -> tuple[list[float], list[float]]:
 class BrainDataset(SegmentationDataset):
     """MNI152 axial slices, 3 classes, grey (1 channel) by default."""
 
-    def __init__(self, split: str = "train", channel_mode: str | None = None):
+    def __init__(self, split: str = "train", channel_mode: str | None = None,
+                 intensity: IntensityMapping | dict[str, Any] | None = None):
         mode = check_channel_mode(channel_mode, "brain", allowed=("grey", "grey3"),
                                   default="grey")
         super().__init__("brain", split, mode)
         vol = _load_volume()
         self._volume = vol
         self._indices = np.nonzero(split_of(vol.z) == self.split)[0]
+        check_builtin_intensity("brain", self.intensity, intensity)
+
+    @property
+    def intensity(self) -> IntensityMapping:
+        """The T1 window 0 .. its 99.5th percentile over head voxels: what `segdeploy
+        predict` applies to the MNI152 volume itself."""
+        return IntensityMapping.window(0.0, self._volume.t1_high, source=(
+            f"MNI152 T1: 0 .. its {T1_HIGH_PERCENTILE:g}th percentile over head voxels"))
 
     @property
     def classes(self) -> list[str]:

@@ -1,21 +1,29 @@
 """Find image/mask pairs in a user's folder and read them safely (Pillow, numpy).
 
-Two layouts are recognised:
+Three layouts are recognised:
 
 - plain: `images/NAME.{jpg,png,tif,...}` + `masks/NAME.png`; optional `train.txt` / `val.txt`
   at the root listing names (one per line) for the split.
 - VOC: `JPEGImages/NAME.jpg` + `SegmentationClass/NAME.png`; the split comes from
   `ImageSets/Segmentation/{train,val}.txt` when present.
+- CVAT "Segmentation mask 1.1" export: the VOC layout plus `labelmap.txt` (lines
+  `name:r,g,b:parts:actions`); its masks are RGB colours, mapped to class ids by the
+  labelmap's colours (id = line number). CVAT writes one `ImageSets/Segmentation/default.txt`
+  and no train/val split; the automatic split below is used and `describe()` says so.
 
 Without split files, the labelled names sorted alphabetically are split 80/20: every 5th
 name (index % 5 == 4) is validation, so the split never changes when run again.
 
-Masks are class indices: palette ('P') or grey ('L') PNGs, 255 = ignore. An RGB mask is
-refused, since reading colours as classes would silently invent classes.
+Masks are class indices: palette ('P') or grey ('L') PNGs, 255 = ignore. A colour (RGB) mask
+needs a `labelmap.txt` at the dataset root (any layout); without one it is refused, since
+reading colours as classes would silently invent classes. Images are read by the one decoder
+(`segdeploy.imaging.read_image`: EXIF orientation applied, 16-bit and float kept for the
+intensity mapping); masks get the same EXIF orientation.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +31,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from segdeploy.data.base import to_uint8_percentile
-from segdeploy.errors import DataError
+from segdeploy.errors import DataError, InputError
+from segdeploy.imaging import IGNORE_INDEX, native_channels, read_size
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 VOC_CLASSES = [
@@ -32,10 +40,15 @@ VOC_CLASSES = [
     "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
     "sheep", "sofa", "train", "tvmonitor",
 ]
-GREY_MODES = ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F")
 VAL_EVERY = 5
-_LAYOUT_HELP = ("a folder with images/ + masks/ (same names, masks as PNG) or the VOC layout "
-                "(JPEGImages/, SegmentationClass/, optional ImageSets/Segmentation/*.txt)")
+LABELMAP = "labelmap.txt"
+_LAYOUT_HELP = ("a folder with images/ + masks/ (same names, masks as PNG), the VOC layout "
+                "(JPEGImages/, SegmentationClass/, optional ImageSets/Segmentation/*.txt) or "
+                "a CVAT 'Segmentation mask 1.1' export (the VOC layout + labelmap.txt)")
+_LABELMAP_FIX = (f"add {LABELMAP} at the dataset root with one line per class in CVAT's "
+                 "format NAME:R,G,B:: (id = line number, e.g. 'background:0,0,0::' then "
+                 "'car:255,0,0::'), or save masks as class ids with "
+                 "PIL Image.fromarray(ids.astype('uint8'), 'L')")
 
 T = TypeVar("T")
 
@@ -48,12 +61,30 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Labelmap:
+    """Class names and their mask colours, from a CVAT-style labelmap.txt (id = line)."""
+
+    path: Path
+    names: tuple[str, ...]
+    colours: tuple[tuple[int, int, int], ...]
+
+    def lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted packed colours (r << 16 | g << 8 | b) and the class id of each."""
+        packed = np.array([(r << 16) | (g << 8) | b for r, g, b in self.colours], np.int64)
+        order = np.argsort(packed)
+        return packed[order], order.astype(np.uint8)
+
+
+@dataclass(frozen=True)
 class Layout:
     root: Path
-    kind: str  # "plain" | "voc"
+    kind: str  # "plain" | "voc" | "cvat"
     pairs: dict[str, Pair]  # every labelled name, sorted
     unlabelled: int  # images without a mask (VOC ships many); they are not used
     split_dir: Path | None  # folder holding train.txt / val.txt, when the split is given
+    labelmap: Labelmap | None = None
+    #: a split list without train/val (CVAT's default.txt), replaced by the automatic split
+    unsplit_list: Path | None = None
 
 
 def discover(root: Path) -> Layout:
@@ -61,8 +92,15 @@ def discover(root: Path) -> Layout:
     if not root.is_dir():
         raise DataError(f"dataset folder {root} does not exist", expected=_LAYOUT_HELP,
                         fix="check the path, or use a built-in dataset: brain, nuclei")
-    if (root / "JPEGImages").is_dir() and (root / "SegmentationClass").is_dir():
-        kind, image_dir, mask_dir = "voc", root / "JPEGImages", root / "SegmentationClass"
+    labelmap = read_labelmap(root / LABELMAP)
+    if (root / "SegmentationClass").is_dir():
+        if not (root / "JPEGImages").is_dir():
+            raise DataError(f"{root} has SegmentationClass/ but no JPEGImages/ folder",
+                            expected="the images beside the masks, in JPEGImages/",
+                            fix="export from CVAT with 'Save images' ticked, or copy the "
+                                "images into JPEGImages/ under the masks' names")
+        kind = "cvat" if labelmap is not None else "voc"
+        image_dir, mask_dir = root / "JPEGImages", root / "SegmentationClass"
         split_dir = root / "ImageSets" / "Segmentation"
     elif (root / "images").is_dir() and (root / "masks").is_dir():
         kind, image_dir, mask_dir, split_dir = "plain", root / "images", root / "masks", root
@@ -92,7 +130,9 @@ def discover(root: Path) -> Layout:
                         fix="save masks as PNG (palette or 8-bit grey) named IMAGE_NAME.png")
     pairs = {s: Pair(s, images[s], masks[s]) for s in sorted(masks)}
     has_split = (split_dir / "train.txt").is_file() or (split_dir / "val.txt").is_file()
-    return Layout(root, kind, pairs, len(images) - len(masks), split_dir if has_split else None)
+    unsplit = split_dir / "default.txt"
+    return Layout(root, kind, pairs, len(images) - len(masks), split_dir if has_split else None,
+                  labelmap, unsplit if not has_split and unsplit.is_file() else None)
 
 
 def split_stems(layout: Layout, split: str) -> list[str]:
@@ -119,6 +159,17 @@ def split_stems(layout: Layout, split: str) -> list[str]:
     return val if split == "val" else [s for s in names if s not in chosen]
 
 
+def split_description(layout: Layout, split: str) -> str:
+    """Where the split comes from, in words (recorded in the checkpoint's card)."""
+    if layout.split_dir is not None:
+        return str(layout.split_dir / f"{split}.txt")
+    auto = f"sorted names, every {VAL_EVERY}th is val"
+    if layout.unsplit_list is not None:
+        return (f"{layout.unsplit_list.name} has no train/val split, so segdeploy made one: "
+                + auto)
+    return auto
+
+
 def check_split_not_empty(stems: list[str], split: str, root: Path) -> None:
     if not stems:
         raise DataError(f"the {split} split of {root} is empty",
@@ -127,54 +178,51 @@ def check_split_not_empty(stems: list[str], split: str, root: Path) -> None:
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
+    """A Pillow image with its EXIF orientation applied (masks follow their images)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         img = Image.open(path)
         img.load()
-        return img
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        return ImageOps.exif_transpose(img)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot read {path}: {exc}", expected="a readable image file",
                         fix="re-export the file or remove it from the dataset") from exc
 
 
 def native_mode(path: Path) -> str:
     """'grey' or 'rgb' for an image, from its header only."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as img:
-            return "grey" if img.mode in GREY_MODES else "rgb"
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}", expected="a readable image file") from exc
+        return native_channels(path)
+    except InputError as exc:
+        raise DataError(exc.what, expected=exc.expected, fix=exc.fix) from exc
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) from the header, without decoding pixels."""
-    from PIL import Image
+    """(H, W) as displayed, from the header, without decoding pixels."""
+    try:
+        return read_size(path)
+    except InputError as exc:
+        raise DataError(exc.what, expected=exc.expected, fix=exc.fix) from exc
+
+
+def read_raw_image(path: Path, grey: bool) -> np.ndarray:
+    """The one decoder (imaging.read_image), with DataError naming the file."""
+    from segdeploy.imaging import read_image
 
     try:
-        with Image.open(path) as img:
-            return img.height, img.width
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}", expected="a readable image file") from exc
+        return read_image(path, grey=grey)
+    except InputError as exc:
+        raise DataError(exc.what, expected=exc.expected,
+                        fix="re-export the file or remove it from the dataset") from exc
 
 
-def read_image(path: Path, grey: bool) -> np.ndarray:
-    """HxW uint8 (grey) or HxWx3 uint8; 16-bit/float images scale their 0.5..99.5 percentiles."""
+def read_mask(path: Path, labelmap: Labelmap | None = None) -> np.ndarray:
+    """HxW uint8 class indices; colour masks through the labelmap, refused without one."""
     img = _open(path)
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        a = to_uint8_percentile(np.asarray(img, dtype=np.float32), 0.5, 99.5)
-        return a if grey else np.repeat(a[:, :, None], 3, axis=2)
-    return np.asarray(img.convert("L" if grey else "RGB"))
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """HxW uint8 class indices; refuses colour masks."""
-    img = _open(path)
-    if img.mode in ("P", "L"):
-        return np.asarray(img, dtype=np.uint8)
-    if img.mode == "1":
+    if labelmap is not None:
+        return _colours_to_ids(np.asarray(img.convert("RGB")), labelmap, path)
+    if img.mode in ("P", "L", "1"):
         return np.asarray(img, dtype=np.uint8)
     if img.mode in ("I", "I;16", "I;16B", "I;16L"):
         a = np.asarray(img)
@@ -185,18 +233,99 @@ def read_mask(path: Path) -> np.ndarray:
         return a.astype(np.uint8)
     raise DataError(f"mask {path} is a {img.mode} image, so its pixels are colours, not class ids",
                     expected="a palette ('P') or 8-bit grey ('L') PNG whose pixel values are "
-                             "class indices (255 = ignore)",
-                    fix="convert colours to indices, e.g. map each colour to its class id with "
-                        "numpy and save with PIL Image.fromarray(ids.astype('uint8'), 'L')")
+                             f"class indices (255 = ignore), or colour masks with a {LABELMAP}",
+                    fix=_LABELMAP_FIX)
+
+
+def _colours_to_ids(rgb: np.ndarray, labelmap: Labelmap, path: Path) -> np.ndarray:
+    packed = ((rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8)
+              | rgb[..., 2].astype(np.int64))
+    keys, ids = labelmap.lookup()
+    pos = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
+    unknown = keys[pos] != packed
+    if unknown.any():
+        y, x = (int(v[0]) for v in np.nonzero(unknown))
+        r, g, b = (int(v) for v in rgb[y, x])
+        n = int(unknown.sum())
+        raise DataError(f"mask {path} has colour {r},{g},{b} ({n} pixel{'s' * (n != 1)}, the "
+                        f"first at x={x}, y={y}), which {labelmap.path.name} does not list",
+                        expected=f"only the colours of {labelmap.path}",
+                        fix=f"add a line NAME:{r},{g},{b}:: to {labelmap.path.name} or repaint "
+                            "those pixels with a listed colour")
+    return ids[pos]
+
+
+def read_labelmap(path: Path) -> Labelmap | None:
+    """Parse CVAT's labelmap.txt (`# label:color_rgb:parts:actions` header, then one line
+    `name:r,g,b:parts:actions` per class); None when the file is absent."""
+    if not path.is_file():
+        return None
+    names: list[str] = []
+    colours: list[tuple[int, int, int]] = []
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(":")
+        try:
+            name = parts[0].strip()
+            rgb = tuple(int(v) for v in parts[1].split(","))
+            if not name or len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise ValueError
+        except (IndexError, ValueError):
+            raise DataError(f"{path} line {number} {line!r} is not NAME:R,G,B::",
+                            expected="CVAT's labelmap format, e.g. 'car:255,0,0::'",
+                            fix="write one class per line as NAME:R,G,B:: (R, G, B in 0..255)"
+                            ) from None
+        if rgb in colours:
+            raise DataError(f"{path} gives colour {rgb} to both {names[colours.index(rgb)]!r} "
+                            f"and {name!r}", expected="one colour per class",
+                            fix="give each class its own colour")
+        names.append(name)
+        colours.append(rgb)  # type: ignore[arg-type]
+    if len(names) < 2:
+        raise DataError(f"{path} lists {len(names)} class(es)",
+                        expected="at least 2 (background included)",
+                        fix="add a line per class, e.g. background:0,0,0:: and object:255,0,0::")
+    if len(names) > 255:
+        raise DataError(f"{path} lists {len(names)} classes", expected="at most 255")
+    return Labelmap(path, tuple(names), tuple(colours))
+
+
+@dataclass(frozen=True)
+class MaskScan:
+    """Pixel count of every class id over all masks (255 = ignore), and a mask holding each."""
+
+    counts: np.ndarray  # 256 int64
+    first: dict[int, Path]
+
+    @property
+    def top(self) -> int:
+        """Largest class id (ignoring 255), -1 when every mask is ignore."""
+        nz = np.nonzero(self.counts[:IGNORE_INDEX])[0]
+        return int(nz[-1]) if nz.size else -1
+
+    @property
+    def used(self) -> list[int]:
+        return [int(i) for i in np.nonzero(self.counts[:IGNORE_INDEX])[0]]
+
+
+@functools.lru_cache(maxsize=16)
+def scan_masks(masks: tuple[Path, ...], labelmap: Labelmap | None) -> MaskScan:
+    """Decode every mask once per process and count its class ids."""
+    counts = np.zeros(256, np.int64)
+    first: dict[int, Path] = {}
+    for path in progress(masks, len(masks), "Scanning masks for class ids"):
+        c = np.bincount(read_mask(path, labelmap).ravel(), minlength=256)
+        for i in np.nonzero(c)[0]:
+            first.setdefault(int(i), path)
+        counts += c
+    return MaskScan(counts, first)
 
 
 def mask_max_id(path: Path) -> int:
     """Largest class id in a mask, ignoring 255 (-1 when the mask is all ignore)."""
-    mask = read_mask(path)
-    counts = np.bincount(mask.ravel(), minlength=256)
-    counts[255] = 0
-    nz = np.nonzero(counts)[0]
-    return int(nz[-1]) if nz.size else -1
+    return scan_masks((path,), None).top
 
 
 def read_classes_file(path: Path) -> list[str] | None:

@@ -19,13 +19,14 @@ import numpy as np
 from segdeploy.data.base import (
     SegmentationDataset,
     channel_stats,
+    check_builtin_intensity,
     check_channel_mode,
     package_dir,
     package_version,
     require_reader,
-    to_uint8_percentile,
 )
 from segdeploy.errors import DataError
+from segdeploy.imaging import IntensityMapping, percentile_window, window_to_uint8
 
 CLASSES = ["background", "nucleus"]
 TILE = 128
@@ -40,6 +41,7 @@ class _NucleiImage:
     image: np.ndarray  # H x W uint8
     mask: np.ndarray  # H x W uint8 in {0, 1}
     files: tuple[str, str]
+    window: tuple[float, float]  # raw values mapped to 0 and 255
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,8 +61,9 @@ def _load_image() -> _NucleiImage:
         raise DataError(f"stardist sample image {image.shape} and mask {labels.shape} differ",
                         expected="two 2-D arrays of the same size",
                         fix="reinstall stardist: pip install --no-deps --force-reinstall stardist")
-    image_u8 = to_uint8_percentile(image, *PERCENTILES)
-    return _NucleiImage(image_u8, (labels > 0).astype(np.uint8), (str(img_path), str(mask_path)))
+    lo, hi = percentile_window(image, PERCENTILES)
+    return _NucleiImage(window_to_uint8(image, lo, hi), (labels > 0).astype(np.uint8),
+                        (str(img_path), str(mask_path)), (lo, hi))
 
 
 def tile_origins(height: int, width: int, split: str) -> list[tuple[int, int]]:
@@ -80,12 +83,20 @@ def _train_stats() -> tuple[list[float], list[float]]:
 class NucleiDataset(SegmentationDataset):
     """Tiles of the stardist fluorescence image, 2 classes, grey by default."""
 
-    def __init__(self, split: str = "train", channel_mode: str | None = None):
+    def __init__(self, split: str = "train", channel_mode: str | None = None,
+                 intensity: IntensityMapping | dict[str, Any] | None = None):
         mode = check_channel_mode(channel_mode, "nuclei", allowed=("grey", "grey3"),
                                   default="grey")
         super().__init__("nuclei", split, mode)
         self._data = _load_image()
         self.origins = tile_origins(*self._data.image.shape, self.split)
+        check_builtin_intensity("nuclei", self.intensity, intensity)
+
+    @property
+    def intensity(self) -> IntensityMapping:
+        lo, hi = self._data.window
+        return IntensityMapping.window(lo, hi, source=(
+            f"stardist img2d.tif: its {PERCENTILES[0]:g}-{PERCENTILES[1]:g} percentiles"))
 
     @property
     def classes(self) -> list[str]:

@@ -72,15 +72,18 @@ def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int
 
 @dataclass
 class TrainTransform:
-    """Random scale, random crop (padding when smaller) to `size`, horizontal flip."""
+    """Random scale, random crop (padding when smaller) to `size`, horizontal flip (off for
+    labels whose meaning depends on the side: left / right hemisphere), optional vertical
+    flip. `size=None` keeps the (scaled) image whole; scale=(1, 1) turns scaling off."""
 
-    size: int | tuple[int, int]
+    size: int | tuple[int, int] | None
     scale: tuple[float, float] = (0.75, 1.25)
     hflip: bool = True
     seed: int | None = 0
+    vflip: bool = False
 
     def __post_init__(self) -> None:
-        self.size = _pair(self.size)
+        self.size = _pair(self.size) if self.size is not None else None
         lo, hi = self.scale
         if not 0 < lo <= hi:
             raise DataError(f"scale range {self.scale}", expected="0 < low <= high")
@@ -91,18 +94,51 @@ class TrainTransform:
         """Augment one sample; `rng` overrides the transform's own seeded stream."""
         _check(image, mask)
         rng = self._rng if rng is None else rng
-        crop_h, crop_w = self.size
-        s = float(rng.uniform(*self.scale))
         h, w = mask.shape
-        image, mask = resize(image, mask, max(1, round(h * s)), max(1, round(w * s)))
-        image, mask = pad_to(image, mask, crop_h, crop_w)
-        h, w = mask.shape
-        y = int(rng.integers(0, h - crop_h + 1))
-        x = int(rng.integers(0, w - crop_w + 1))
-        image, mask = image[y:y + crop_h, x:x + crop_w], mask[y:y + crop_h, x:x + crop_w]
-        if self.hflip and rng.random() < 0.5:
+        lo, hi = self.scale
+        if self.size is None:  # whole images: they keep their size (batches need one)
+            if (lo, hi) != (1.0, 1.0):
+                s = float(rng.uniform(lo, hi))
+                image, mask = _scale_keep_size(image, mask, s)
+        else:
+            crop_h, crop_w = self.size
+            s = float(rng.uniform(lo, hi))
+            image, mask = resize(image, mask, max(1, round(h * s)), max(1, round(w * s)))
+            image, mask = pad_to(image, mask, crop_h, crop_w)
+            h, w = mask.shape
+            y = int(rng.integers(0, h - crop_h + 1))
+            x = int(rng.integers(0, w - crop_w + 1))
+            image, mask = image[y:y + crop_h, x:x + crop_w], mask[y:y + crop_h, x:x + crop_w]
+        # one draw per flip, made whether or not the flip is on, so turning one off does not
+        # change the other augmentations of a seeded run
+        flip_h, flip_v = rng.random() < 0.5, rng.random() < 0.5
+        if self.hflip and flip_h:
             image, mask = image[:, ::-1], mask[:, ::-1]
+        if self.vflip and flip_v:
+            image, mask = image[::-1], mask[::-1]
         return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def describe(self) -> dict[str, object]:
+        """Plain-JSON record for the checkpoint."""
+        return {"hflip": bool(self.hflip), "vflip": bool(self.vflip),
+                "scale": [float(v) for v in self.scale],
+                "crop": list(self.size) if self.size is not None else None}
+
+
+def _scale_keep_size(image: np.ndarray, mask: np.ndarray, s: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Zoom by s about the centre and crop / pad (mask 255) back to the original size."""
+    h, w = mask.shape
+    image, mask = resize(image, mask, max(1, round(h * s)), max(1, round(w * s)))
+    sh, sw = mask.shape
+    y, x = max(0, (sh - h) // 2), max(0, (sw - w) // 2)
+    image, mask = image[y:y + h, x:x + w], mask[y:y + h, x:x + w]
+    ph, pw = h - mask.shape[0], w - mask.shape[1]
+    if ph or pw:
+        top, left = ph // 2, pw // 2
+        image = np.pad(image, ((top, ph - top), (left, pw - left), (0, 0)))
+        mask = np.pad(mask, ((top, ph - top), (left, pw - left)), constant_values=IGNORE_INDEX)
+    return image, mask
 
 
 @dataclass

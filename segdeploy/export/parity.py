@@ -144,7 +144,8 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
     try:
         from segdeploy.data import get_dataset
 
-        ds = get_dataset(name, "val", channel_mode=card.channel_mode)
+        ds = get_dataset(name, "val", channel_mode=card.channel_mode,
+                         intensity=card.intensity_mapping())
         count = len(ds)
         if count == 0:
             return [], f"dataset {name!r} has no validation images"

@@ -40,9 +40,10 @@ def card_from_model(model: nn.Module, *, classes: list[str] | None = None,
                     mean: list[float] | None = None, std: list[float] | None = None,
                     channel_mode: str | None = None, train_size: list[int] | None = None,
                     trained_on: dict[str, Any] | None = None,
-                    metrics: dict[str, Any] | None = None) -> ModelCard:
+                    metrics: dict[str, Any] | None = None,
+                    intensity: dict[str, Any] | None = None) -> ModelCard:
     """A ModelCard from `model.meta` plus data facts (defaults: class_i names, ImageNet stats
-    for 3 channels or 0.5/0.25 otherwise, rgb/grey channel mode, 256x256)."""
+    for 3 channels or 0.5/0.25 otherwise, rgb/grey channel mode, 256x256, 8-bit pixels)."""
     meta = _meta(model)
     k, c = meta["num_classes"], meta["in_channels"]
     if mean is None:
@@ -59,7 +60,8 @@ def card_from_model(model: nn.Module, *, classes: list[str] | None = None,
         train_size=[int(v) for v in (train_size or [256, 256])],
         channel_mode=channel_mode or ("rgb" if c == 3 else "grey"),
         trained_on=_plain(dict(trained_on or {}), "trained_on"),
-        metrics=_plain(dict(metrics or {}), "metrics"))
+        metrics=_plain(dict(metrics or {}), "metrics"),
+        intensity=_plain(dict(intensity or {"kind": "uint8"}), "intensity"))
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, card: ModelCard, *,

@@ -3,9 +3,11 @@
     seg = Segmenter.load("fcn8s.plan")        # or "fcn8s.onnx" -> ONNX Runtime
     mask = seg.predict(frame)                 # HxWx3 uint8 -> HxW class ids
 
-The model's own metadata (ExportInfo: classes, mean/std, size rules, what the graph does
-in-graph) drives everything: images are padded by reflection to a size the model and the
-engine's profiles accept, normalised unless the graph does it, and the mask is cropped back.
+The model's own metadata (ExportInfo: classes, mean/std, size rules, intensity mapping, what
+the graph does in-graph) drives everything: 16-bit / float images are mapped to 0..255 as in
+training, images are padded by reflection to a size the model and the engine's profiles
+accept (by default a multiple of the model's output stride, so that every image pools on the
+grid it was trained on), normalised unless the graph does it, and the mask is cropped back.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class Segmenter:
     """Semantic segmentation with an exported model; see `load`."""
 
     def __init__(self, runner: Runner, info: ExportInfo, *,
-                 memory_budget: int | str | None = None) -> None:
+                 memory_budget: int | str | None = None, pad_to_stride: bool = True) -> None:
         #: untiled predictions estimated above this many bytes are tiled (see memory.py)
         self.memory_budget = default_budget() if memory_budget is None else parse_bytes(
             memory_budget)
@@ -94,6 +96,9 @@ class Segmenter:
         self.runner = runner.activate()
         self.info = info
         self.card = info.card
+        #: how 16-bit / float images become the 0..255 the model saw (the card's)
+        self.intensity = self.card.intensity_mapping()
+        self.pad_to_stride = bool(pad_to_stride)
         specs = runner.input_specs()
         if info.input_name not in specs:
             raise ArtifactError(f"model input {info.input_name!r} named in its metadata is not "
@@ -112,10 +117,13 @@ class Segmenter:
         self._logits_name = next((n for n in info.output_names if n != "mask" and n in outputs),
                                  next(iter(outputs)))
         self._mask_name = "mask" if info.argmax_in_graph and "mask" in outputs else None
-        self._align = max(self.card.size_multiple, 1)
+        self._align = self._min_align = max(self.card.size_multiple, 1)
         self._tile_align = max(self._align, self.card.output_stride, 1)
         self._margin = (0, 0)
         self._base = 0
+        if self.pad_to_stride and self.card.output_mode == "same":
+            # as ModelCard.aligned_size: a multiple of both size_multiple and the stride
+            self._align = math.lcm(self._align, max(self.card.output_stride, 1))
         if self.card.output_mode == "valid":
             # Input sizes min_size + k * stride pool evenly, so the output is centred.
             self._align = max(self._align, self.card.output_stride, 1)
@@ -127,7 +135,7 @@ class Segmenter:
     def load(cls, path: str | os.PathLike[str], *, backend: str | None = None,
              providers: str | Sequence[Any] | None = None, threads: int | None = None,
              memory_budget: int | str | None = None, precision: str | None = None,
-             **options: Any) -> Segmenter:
+             pad_to_stride: bool = True, **options: Any) -> Segmenter:
         """Open an .onnx (ONNX Runtime, or OpenVINO with backend="openvino") or a
         .plan/.engine (TensorRT) file.
 
@@ -136,6 +144,8 @@ class Segmenter:
         (session_options=, spinning=, io_binding= for ONNX Runtime; cuda_graph=True,
         device=1 for TensorRT). memory_budget (bytes or '4G'; default half the available
         memory): predict() tiles images whose untiled run would need more.
+        pad_to_stride=False pads only as much as the model requires (min_size,
+        size_multiple), as segdeploy did before stride-aligned inference.
         """
         path = Path(path)
         if not path.is_file():
@@ -156,7 +166,8 @@ class Segmenter:
                 info = ExportInfo.from_metadata_props(
                     runner.custom_metadata(), source=str(path),  # type: ignore[attr-defined]
                     card_hint=card_hint(runner))
-                return cls(runner, info, memory_budget=memory_budget)
+                return cls(runner, info, memory_budget=memory_budget,
+                           pad_to_stride=pad_to_stride)
             except BaseException:
                 runner.close()
                 raise
@@ -168,7 +179,8 @@ class Segmenter:
         manifest = read_plan_manifest(path)
         runner = TensorRTRunner(path, manifest=manifest, **options)
         try:
-            return cls(runner, manifest.export, memory_budget=memory_budget)
+            return cls(runner, manifest.export, memory_budget=memory_budget,
+                       pad_to_stride=pad_to_stride)
         except BaseException:
             runner.close()
             raise
@@ -215,12 +227,16 @@ class Segmenter:
 
     # -- public API ------------------------------------------------------------------------
     def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
-        """HxWxC (or HxW) uint8 -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list."""
+        """HxWxC (or HxW) image -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list.
+
+        uint8 pixels are fed as they are; uint16 / integer / float pixels (16-bit scans,
+        microscopy, MRI slices) are first mapped to 0..255 by the card's intensity mapping,
+        exactly as the training images were (`self.intensity`)."""
         if isinstance(image, list | tuple):
             return self._predict_list(image)
         if not isinstance(image, np.ndarray):
             raise InputError(f"image is a {type(image).__name__}",
-                             expected="a numpy uint8 array (HxWxC, HxW or NxHxWxC) or a list")
+                             expected="a numpy array (HxWxC, HxW or NxHxWxC) or a list")
         if image.ndim == 4:
             batch = self._as_batch(image)
             if self._needs_tiling(*batch.shape[:3]):
@@ -282,11 +298,11 @@ class Segmenter:
     # -- internals -------------------------------------------------------------------------
     def _as_image(self, image: Any) -> np.ndarray:
         if not isinstance(image, np.ndarray):
-            raise InputError(f"image is a {type(image).__name__}", expected="a numpy uint8 array")
+            raise InputError(f"image is a {type(image).__name__}", expected="a numpy array")
         if image.ndim == 4:
             raise InputError(f"image has shape {image.shape}",
                              expected="one HxWxC or HxW image (use predict() for batches)")
-        return as_hwc_uint8(image, self.channels)
+        return as_hwc_uint8(self.intensity.apply(image), self.channels)
 
     def _as_batch(self, batch: np.ndarray) -> np.ndarray:
         if min(batch.shape) < 1:
@@ -294,7 +310,7 @@ class Segmenter:
                              expected="N x H x W x C with every dimension >= 1")
         if batch.dtype == np.uint8 and batch.shape[-1] == self.channels:
             return batch
-        return np.stack([as_hwc_uint8(b, self.channels) for b in batch])
+        return np.stack([self._as_image(b) for b in batch])
 
     def _predict_list(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         prepared = [self._as_image(im) for im in images]
@@ -356,9 +372,7 @@ class Segmenter:
                                    (h, w))
             return argmax_classes(logits, self.mask_dtype) if want == "mask" else logits
         for _ in range(4):  # a valid-mode model may ask for more context than measured
-            layout = choose_padding(h, w, boxes=self._boxes, multiple=self._align,
-                                min_size=self.card.min_size, margin=self._margin,
-                                base=self._base)
+            layout = self._padding(h, w)
             padded = reflect_pad(batch, layout)
             out = self._infer_batch(padded, want, layout.box)
             start = crop_offsets(layout, padded.shape[1:3], out.shape[-2:], (h, w))
@@ -398,6 +412,20 @@ class Segmenter:
     def _as_wanted(self, out: np.ndarray, want: str) -> np.ndarray:
         """Cropped `_infer_batch` output -> masks in mask_dtype, or the logits as they are."""
         return as_masks(out, self.mask_dtype) if want == "mask" else out
+
+    def _padding(self, h: int, w: int) -> PadLayout:
+        """Padding to the aligned size; where an engine profile is too small for the stride
+        alignment, the smallest size the model itself accepts."""
+        try:
+            return choose_padding(h, w, boxes=self._boxes, multiple=self._align,
+                                  min_size=self.card.min_size, margin=self._margin,
+                                  base=self._base)
+        except InputError:
+            if self._align == self._min_align or self.card.output_mode != "same":
+                raise
+            return choose_padding(h, w, boxes=self._boxes, multiple=self._min_align,
+                                  min_size=self.card.min_size, margin=self._margin,
+                                  base=self._base)
 
     def _measure_margin(self) -> tuple[int, int]:
         """Context a "valid" model consumes per side, from one run on a small blank image."""

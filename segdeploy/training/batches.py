@@ -14,7 +14,7 @@ from segdeploy.training.evaluate import Geometry
 
 
 class TrainCrops(Dataset):
-    """Augmented training samples (data.transforms.TrainTransform: random scale, crop, flip),
+    """Augmented training samples (data.transforms.TrainTransform: random scale, crop, flips),
     normalised with the dataset's mean/std. For output_mode "valid" models the image is
     reflection-padded (Geometry.pad_image) so the logits cover the whole mask from (0, 0);
     the loop crops logits larger than the mask.
@@ -26,12 +26,15 @@ class TrainCrops(Dataset):
 
     def __init__(self, dataset, indices: Sequence[int], size: tuple[int, int] | None,
                  mean: Sequence[float], std: Sequence[float], *,
-                 geometry: Geometry | None = None, seed: int = 0):
+                 geometry: Geometry | None = None, seed: int = 0, hflip: bool = True,
+                 vflip: bool = False, scale: tuple[float, float] | None = None):
         from segdeploy.data.transforms import TrainTransform
 
         self.dataset = dataset
         self.indices = list(indices)
-        self.transform = TrainTransform(size) if size is not None else None
+        if scale is None:  # crops: random scale 0.75-1.25; whole images: none
+            scale = (0.75, 1.25) if size is not None else (1.0, 1.0)
+        self.transform = TrainTransform(size, scale=tuple(scale), hflip=hflip, vflip=vflip)
         self.mean, self.std = list(mean), list(std)
         self.geometry = geometry if geometry is not None and geometry.output_mode == "valid" \
             else None
@@ -47,10 +50,7 @@ class TrainCrops(Dataset):
         index = self.indices[i]
         image, mask = self.dataset[index]
         rng = sample_rng(self.seed, self.epoch, index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask, rng)
-        elif rng.random() < 0.5:
-            image, mask = image[:, ::-1], mask[:, ::-1]
+        image, mask = self.transform(image, mask, rng)
         if self.geometry is not None:
             image = self.geometry.pad_image(np.ascontiguousarray(image))
         x = torch.from_numpy(normalize(np.ascontiguousarray(image), self.mean, self.std))

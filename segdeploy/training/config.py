@@ -51,6 +51,15 @@ class TrainConfig:
     progress: bool | None = None
     #: print one line per epoch (rank 0 only)
     verbose: bool = True
+    #: random horizontal flip (it swaps left and right: off for left/right labels)
+    hflip: bool = True
+    #: random vertical flip (microscopy, satellite images)
+    vflip: bool = False
+    #: random scale range (MIN, MAX); None: 0.75-1.25 for crops, none for full images
+    scale: tuple[float, float] | None = None
+    #: fixed intensity window (LO, HI) for 16-bit / float images (CT, MRI); None: the
+    #: training split's 0.5-99.5 percentiles
+    intensity_window: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -70,6 +79,23 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} is {v}", expected="1 or more")
         if isinstance(self.image_size, (int, str)):
             self.image_size = parse_size(self.image_size)
+        if isinstance(self.scale, str):
+            self.scale = parse_pair(self.scale, "--scale")
+        if self.scale is not None:
+            lo, hi = (float(v) for v in self.scale)
+            if not 0 < lo <= hi:
+                raise UsageError(f"--scale {lo:g},{hi:g}",
+                                 expected="MIN,MAX with 0 < MIN <= MAX, e.g. 0.8,1.2 "
+                                          "(1,1 turns scaling off)")
+            self.scale = (lo, hi)
+        if isinstance(self.intensity_window, str):
+            self.intensity_window = parse_pair(self.intensity_window, "--intensity-window")
+        if self.intensity_window is not None:
+            lo, hi = (float(v) for v in self.intensity_window)
+            if not hi > lo:
+                raise UsageError(f"--intensity-window {lo:g},{hi:g}",
+                                 expected="LO,HI with HI > LO, e.g. -100,300")
+            self.intensity_window = (lo, hi)
 
     @property
     def learning_rate(self) -> float:
@@ -94,8 +120,20 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["image_size"] = list(self.image_size) if self.image_size else None
+        for key in ("image_size", "scale", "intensity_window"):
+            value = getattr(self, key)
+            d[key] = list(value) if value else None
         return d
+
+
+def parse_pair(text: str, option: str) -> tuple[float, float]:
+    """'0.8,1.2' -> (0.8, 1.2); anything else is a UsageError naming the option."""
+    try:
+        lo, hi = (float(v) for v in str(text).replace(" ", "").split(","))
+    except ValueError:
+        raise UsageError(f"{option} {text!r} is not two numbers",
+                         expected=f"{option} MIN,MAX, e.g. 0.8,1.2 or -100,300") from None
+    return lo, hi
 
 
 def parse_size(text: str | int | None) -> tuple[int, int] | None:

@@ -4,7 +4,9 @@ Images are evaluated one at a time at their full size. Inputs are padded by refl
 size the model accepts, and the logits are cropped back to the image, so every labelled pixel
 is scored and models of any output mode compare on the same pixels:
 
-- output_mode "same": pad bottom/right up to `min_size` and a multiple of `size_multiple`.
+- output_mode "same": pad bottom/right up to `min_size` and a multiple of `size_multiple`
+  and, by default, of the output stride (stride-aligned inference: every image pools on the
+  grid of the training crops; `segdeploy eval --no-pad-to-stride` keeps the smallest size).
 - output_mode "valid" (unet_valid): pad by the U-Net margin on the top/left and enough on the
   bottom/right for the output to cover the whole image (the overlap-tile strategy of
   Ronneberger et al.). We do NOT score a centre crop of the mask: the padded result is what a
@@ -14,6 +16,7 @@ is scored and models of any output mode compare on the same pixels:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,16 +38,21 @@ class Geometry:
     size_multiple: int = 1
     min_size: int = 1
     depth: int = 4
+    #: "same" models: inputs are also padded to a multiple of this (the output stride)
+    stride: int = 1
 
     @classmethod
-    def of(cls, meta: Any) -> Geometry:
-        """Accepts a `model.meta` dict or a ModelCard."""
+    def of(cls, meta: Any, *, pad_to_stride: bool = True) -> Geometry:
+        """Accepts a `model.meta` dict or a ModelCard; `pad_to_stride=False` pads only to
+        what the model requires (min_size, size_multiple)."""
         get = meta.get if isinstance(meta, dict) else (lambda k, d=None: getattr(meta, k, d))
         config = get("config", {}) or {}
-        return cls(output_mode=get("output_mode", "same") or "same",
+        mode = get("output_mode", "same") or "same"
+        stride = int(get("output_stride", 1) or 1) if pad_to_stride and mode == "same" else 1
+        return cls(output_mode=mode,
                    size_multiple=int(get("size_multiple", 1) or 1),
                    min_size=int(get("min_size", 1) or 1),
-                   depth=int(config.get("depth", 4)))
+                   depth=int(config.get("depth", 4)), stride=stride)
 
     def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
         """(top, bottom, left, right) padding so the output covers the image from index 0."""
@@ -55,8 +63,10 @@ class Geometry:
             hh, ww = unet_valid_input_size(h, self.depth), unet_valid_input_size(w, self.depth)
             return m, hh - h - m, m, ww - w - m
 
+        m = math.lcm(max(self.size_multiple, 1), max(self.stride, 1))
+
         def grow(n: int) -> int:
-            return round_up(max(n, self.min_size), self.size_multiple)
+            return round_up(max(n, self.min_size), m)
 
         return 0, grow(h) - h, 0, grow(w) - w
 
@@ -73,8 +83,8 @@ class Geometry:
         models get their crops reflection-padded, as in evaluation)."""
         if self.output_mode == "valid":
             return
-        _, bottom, _, right = self.pads(h, w)
-        if bottom or right:
+        m = max(self.size_multiple, 1)
+        if min(h, w) < self.min_size or h % m or w % m:
             raise UsageError(f"training crop {h}x{w} does not suit this model",
                              expected=f"sides >= {self.min_size} and multiples of "
                                       f"{self.size_multiple}",

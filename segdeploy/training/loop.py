@@ -74,8 +74,15 @@ class _Trainer:
         cfg = self.cfg
         self.output = check_output_path(cfg.output_path)
         self.last = check_output_path(cfg.last_path)
-        self.train_ds = get_dataset(cfg.data, split="train", channel_mode=cfg.channels)
-        self.val_ds = get_dataset(cfg.data, split="val", channel_mode=self.train_ds.channel_mode)
+        window = None
+        if cfg.intensity_window is not None:
+            from segdeploy.imaging import IntensityMapping
+
+            window = IntensityMapping.window(*cfg.intensity_window, source="--intensity-window")
+        self.train_ds = get_dataset(cfg.data, split="train", channel_mode=cfg.channels,
+                                    intensity=window)
+        self.val_ds = get_dataset(cfg.data, split="val", channel_mode=self.train_ds.channel_mode,
+                                  intensity=self.train_ds.intensity)
         self.train_idx = list(range(len(self.train_ds)))[:cfg.limit_train]
         self.val_idx = list(range(len(self.val_ds)))[:cfg.limit_val]
         for split, idx in (("train", self.train_idx), ("val", self.val_idx)):
@@ -91,7 +98,7 @@ class _Trainer:
         else:
             self.model = build_model(cfg, self.num_classes, self.train_ds.in_channels)
         self.meta = dict(self.model.meta)
-        self.geometry = Geometry.of(self.meta)
+        self.geometry = Geometry.of(self.meta)  # validation: stride-aligned, as eval
         size = cfg.image_size
         if size is not None:
             self.geometry.check_train_size(*size)
@@ -107,7 +114,8 @@ class _Trainer:
 
         self.crops = crops = TrainCrops(self.train_ds, self.train_idx, size, self.train_ds.mean,
                                         self.train_ds.std, geometry=self.geometry,
-                                        seed=cfg.seed)
+                                        seed=cfg.seed, hflip=cfg.hflip, vflip=cfg.vflip,
+                                        scale=cfg.scale)
         if self.info.enabled:
             self.sampler = DistributedSampler(crops, num_replicas=self.info.world_size,
                                               rank=self.info.rank, shuffle=True, seed=cfg.seed)
@@ -223,7 +231,14 @@ class _Trainer:
                            history=self.history)
 
     def _announce(self) -> None:
-        if not (self.main and self.cfg.verbose):
+        if not self.main:
+            return
+        from rich.markup import escape
+
+        for note in self.train_ds.warnings:  # sparse ids, unused labelmap colours, made split
+            self.console.print("[yellow]warning[/] " + escape(note), highlight=False,
+                               soft_wrap=True)
+        if not self.cfg.verbose:
             return
         n_params = sum(p.numel() for p in self.model.parameters())
         ranks = f" x {self.info.world_size} ranks" if self.info.enabled else ""
@@ -311,7 +326,7 @@ class _Trainer:
             "train_config": self.cfg.to_dict(), "world_size": self.info.world_size,
         }
         card = make_card(self.meta, self.train_ds, self.classes, self.cfg,
-                         len(self.train_idx), metrics)
+                         len(self.train_idx), metrics, self.crops.transform.describe())
         if best:
             save_checkpoint(self.output, self.model, card, extra=extra)
         extra.update(optimizer=self.optimizer.state_dict(),

@@ -45,19 +45,27 @@ def resolve_classes(dataset, num_classes: int | None) -> tuple[int, list[str]]:
     if num_classes < 1:
         raise UsageError(f"--num-classes is {num_classes}", expected="1 or more")
     if names and num_classes < len(names):
-        raise DataError(f"--num-classes {num_classes} but {dataset.name!r} has {len(names)} "
-                        f"classes ({', '.join(names)})",
-                        fix=f"drop --num-classes or pass {len(names)}")
+        source = getattr(dataset, "classes_from", "")
+        what = (f"its masks hold class ids up to {len(names) - 1}" if source == "mask ids"
+                else f"{source or 'it'} names {len(names)} classes ({', '.join(names[:8])}"
+                     + (", ..." if len(names) > 8 else "") + ")")
+        raise DataError(f"--num-classes {num_classes} is too few for {dataset.name!r}: {what}",
+                        expected=f"--num-classes {len(names)} or more",
+                        fix=f"drop --num-classes or pass {len(names)} or more")
     names = names + [f"class_{i}" for i in range(len(names), num_classes)]
     return num_classes, names
 
 
 def make_card(meta: dict[str, Any], dataset, classes: list[str], cfg: TrainConfig,
-              train_images: int, metrics: dict[str, Any]) -> ModelCard:
-    """The complete card: data statistics, channel mode, crop size, provenance, metrics."""
+              train_images: int, metrics: dict[str, Any],
+              augmentation: dict[str, Any] | None = None) -> ModelCard:
+    """The complete card: data statistics, channel mode, intensity mapping, crop size,
+    augmentation, provenance, metrics."""
     from segdeploy.reference_models.checkpoint import card_from_model
 
     trained_on = dict(dataset.describe())
+    if augmentation is not None:
+        trained_on["augmentation"] = dict(augmentation)
     if train_images != trained_on.get("images"):
         trained_on["images_available"] = trained_on.get("images")
         trained_on["images"] = train_images
@@ -70,4 +78,5 @@ def make_card(meta: dict[str, Any], dataset, classes: list[str], cfg: TrainConfi
     holder.meta = meta  # card_from_model reads only .meta
     return card_from_model(holder, classes=classes, mean=dataset.mean, std=dataset.std,
                            channel_mode=dataset.channel_mode, train_size=train_size,
-                           trained_on=trained_on, metrics=metrics)
+                           trained_on=trained_on, metrics=metrics,
+                           intensity=dataset.intensity.to_dict())

@@ -105,16 +105,17 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
                max_images: int = DEFAULT_MAX_IMAGES, batch_size: int = 1,
                min_agreement: float | None = None, max_miou_drop: float | None = None,
                threads: int | None = None, progress: bool = True, backend: str | None = None,
-               precision: str | None = None) -> dict[str, Any]:
+               precision: str | None = None, pad_to_stride: bool = True,
+               classes_by_count: bool = False) -> dict[str, Any]:
     """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict).
 
-    The gate follows what ran: an INT8 graph by the int8 gate, OpenVINO's bf16 like fp16."""
-    import torch
-
+    The gate follows what ran: an INT8 graph by the int8 gate, OpenVINO's bf16 like fp16.
+    With `pad_to_stride` ("same" models), each resized batch is reflect-padded bottom/right
+    to a multiple of the output stride, as `Segmenter` and `segdeploy eval` do, fed to both
+    sides, and the logits are cropped back to the size before they are compared."""
     from segdeploy.data import dataset_for_model
     from segdeploy.reference_models.checkpoint import load_model
     from segdeploy.runtime import Segmenter
-    from segdeploy.runtime.preprocess import to_model_input
 
     if max_images < 1 or batch_size < 1:
         raise UsageError(f"--max-images {max_images} / --batch-size {batch_size}",
@@ -129,7 +130,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         precision, judged = _precisions(engine, seg, notes)
         thresholds = Thresholds.for_precision(judged, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)
-        dataset = dataset_for_model(card, data, split)
+        dataset = dataset_for_model(card, data, split, classes_by_count=classes_by_count)
         name = data or dataset.name
         indices = _pick(len(dataset), max_images)
         if not indices:
@@ -137,30 +138,11 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
                              fix="choose another --data or --split")
         pairs = [dataset[i] for i in indices]
         sizes = _sizes(sizes, seg, card, pairs[0][0].shape[:2], engine.name)
-        spec = seg.runner.input_specs()[info.input_name]
-        layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
-        logits_name = next(n for n in info.output_names if n != "mask")
         results = []
         with _progress(progress, len(sizes) * len(pairs)) as advance:
             for size in sizes:
-                comp = SizeComparison(size, card.num_classes)
-                for start in range(0, len(pairs), batch_size):
-                    chunk = [resize_pair(im, m, size) for im, m in pairs[start:start + batch_size]]
-                    images = np.stack([c[0] for c in chunk])
-                    masks = np.stack([c[1] for c in chunk])
-                    x = to_model_input(images, dtype=np.float32, layout="NCHW",
-                                       mean=card.mean, std=card.std)
-                    feed = x if np.dtype(spec.dtype) == np.float32 else to_model_input(
-                        images, dtype=spec.dtype, layout=layout, mean=card.mean, std=card.std)
-                    with torch.inference_mode():
-                        ref = model(torch.from_numpy(x)).float().numpy()
-                    eng = seg.runner.infer({info.input_name: feed},
-                                           output_names=[logits_name])[logits_name]
-                    oy, ox = label_offset(card, size, ref.shape[-2:])
-                    labels = masks[:, oy:oy + ref.shape[2], ox:ox + ref.shape[3]]
-                    comp.add(ref, eng, labels)
-                    advance(len(chunk), f"{size[0]}x{size[1]}")
-                r = comp.result()
+                r = _compare_size(model, seg, card, pairs, size, batch_size=batch_size,
+                                  pad_to_stride=pad_to_stride, advance=advance)
                 r["failures"] = check_thresholds(r, thresholds)
                 results.append(r)
     finally:
@@ -171,6 +153,7 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         "arch": card.arch,
         "classes": list(card.classes), "data": name, "split": split,
         "images": len(pairs), "thresholds": thresholds.to_dict(), "sizes": results,
+        "pad_to_stride": bool(pad_to_stride and card.output_mode == "same"),
         "passed": not any(r["failures"] for r in results), "notes": notes,
     }
 
@@ -202,6 +185,57 @@ def _sizes(sizes: Sequence[tuple[int, int]] | None, seg: Any, card: ModelCard,
     for size in out:
         check_size(size, card)
     return out
+
+
+def _compare_size(model: Any, seg: Any, card: ModelCard, pairs: list[Any],
+                  size: tuple[int, int], *, batch_size: int, pad_to_stride: bool,
+                  advance: Any) -> dict[str, Any]:
+    """PyTorch and the engine on the same images resized to `size`; the size's numbers."""
+    import torch
+
+    from segdeploy.runtime.preprocess import to_model_input
+
+    info = seg.info
+    spec = seg.runner.input_specs()[info.input_name]
+    layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
+    logits_name = next(n for n in info.output_names if n != "mask")
+    comp = SizeComparison(size, card.num_classes)
+    for start in range(0, len(pairs), batch_size):
+        chunk = [resize_pair(im, m, size) for im, m in pairs[start:start + batch_size]]
+        images = _stride_pad(np.stack([c[0] for c in chunk]), card, seg.max_size,
+                             pad_to_stride and seg.static_size is None)
+        masks = np.stack([c[1] for c in chunk])
+        x = to_model_input(images, dtype=np.float32, layout="NCHW", mean=card.mean,
+                           std=card.std)
+        feed = x if np.dtype(spec.dtype) == np.float32 else to_model_input(
+            images, dtype=spec.dtype, layout=layout, mean=card.mean, std=card.std)
+        with torch.inference_mode():
+            ref = model(torch.from_numpy(x)).float().numpy()
+        eng = seg.runner.infer({info.input_name: feed},
+                               output_names=[logits_name])[logits_name]
+        if images.shape[1:3] != tuple(size):  # stride padding: crop back
+            ref, eng = ref[..., :size[0], :size[1]], eng[..., :size[0], :size[1]]
+        oy, ox = label_offset(card, size, ref.shape[-2:])
+        labels = masks[:, oy:oy + ref.shape[2], ox:ox + ref.shape[3]]
+        comp.add(ref, eng, labels)
+        advance(len(chunk), f"{size[0]}x{size[1]}")
+    return comp.result()
+
+
+def _stride_pad(images: np.ndarray, card: ModelCard,
+                max_size: tuple[int | None, int | None], enabled: bool) -> np.ndarray:
+    """Reflect-pad an N x H x W x C batch bottom/right to card.aligned_size (a multiple of
+    the output stride), unless disabled, "valid", or beyond the engine's largest profile."""
+    h, w = images.shape[1:3]
+    if not enabled or card.output_mode != "same":
+        return images
+    th, tw = card.aligned_size(h, w)
+    if any(hi is not None and t > hi for t, hi in zip((th, tw), max_size, strict=True)):
+        return images
+    if (th, tw) == (h, w):
+        return images
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(images, ((0, 0), (0, th - h), (0, tw - w), (0, 0)), mode=mode)
 
 
 def _compatibility_notes(card: ModelCard, info: Any, checkpoint: Path) -> list[str]:

@@ -49,3 +49,17 @@ def test_run_all_tiny(tmp_path: Path) -> None:
     assert "| fcn_resnet18 | 1x1x64x80 | onnxruntime fp32 |" in text
     assert summary["environment"]["cpu"] in text and "### Parity" in text
     assert (tmp_path / "res" / "BENCHMARKS.generated.md").read_text().strip() in text
+
+
+@pytest.mark.slow
+def test_own_data_benchmark_tiny(tmp_path: Path) -> None:
+    import own_data
+
+    result = own_data.main(["--models", "unet:nuclei", "--epochs", "1", "--width", "0.125",
+                            "--keep", str(tmp_path), "--out", str(tmp_path / "o.json")])
+    row, odd = result["models"]
+    assert row["stride_padded"]["stride"] == 16 and row["stride_padded"]["images"] == 4
+    assert odd["odd_crop"] and odd["stride_padded"]["image_size"] == [121, 117]
+    assert row["delta"] == pytest.approx(row["stride_padded"]["mean_iou"]
+                                         - row["unpadded"]["mean_iou"])
+    assert json.loads((tmp_path / "o.json").read_text())["volume"] is None

@@ -92,13 +92,24 @@ def test_voc_layout_palette_masks_and_split_files(tmp_path):
     train, val = get_dataset(root, "train"), get_dataset(root, "val")
     assert train.stems == ["2007_000000", "2007_000002", "2007_000004"]
     assert val.stems == ["2007_000001", "2007_000003"]
-    assert train.classes[:2] == ["background", "aeroplane"] and train.num_classes == 21
+    # ids 0..5 only: not VOC's classes, so names come from the ids (not "aeroplane", ...)
+    assert train.classes == [f"class_{i}" for i in range(6)] and train.classes_from == "mask ids"
     _, mask = val[1]
     assert (mask == _mask(3, top=15)).all()  # indices, not palette colours
     assert (mask[0] == 255).all()
     src = train.describe()["source"]
     assert src["layout"] == "voc" and src["unlabelled_images"] == 1
     assert src["split_from"].endswith("train.txt")
+
+
+def test_voc_names_only_when_id_20_is_used(tmp_path):
+    root = make_voc(tmp_path / "VOC")
+    mask = _mask(0)
+    mask[mask == 1] = 20
+    _save_palette(root / "SegmentationClass" / "2007_000000.png", mask)
+    ds = get_dataset(root)
+    assert ds.classes[:2] == ["background", "aeroplane"] and ds.num_classes == 21
+    assert ds.classes_from == "VOC ids"
 
 
 def test_voc_ids_beyond_21_get_generic_names(tmp_path):

@@ -32,27 +32,26 @@ def brain_images():
     return [ds[int(i)][0] for i in picks]
 
 
-def torch_masks(checkpoint, images):
-    from segdeploy.imaging import normalize
+def torch_masks(checkpoint, images, *, pad_to_stride=True):
+    """PyTorch masks padded as `segdeploy eval` pads (stride-aligned unless told not to)."""
     from segdeploy.reference_models.checkpoint import load_model
+    from segdeploy.training.evaluate import Geometry, predict_logits
 
     model, card = load_model(checkpoint)
-    out = []
-    with torch.no_grad():
-        for image in images:
-            x = torch.from_numpy(normalize(image, card.mean, card.std))[None]
-            out.append(model(x)[0].argmax(0).numpy())
-    return out
+    geometry = Geometry.of(card, pad_to_stride=pad_to_stride)
+    return [predict_logits(model, image, card.mean, card.std, geometry,
+                           torch.device("cpu"))[0].argmax(0).numpy() for image in images]
 
 
+@pytest.mark.parametrize("pad_to_stride", [True, False])
 def test_onnxruntime_masks_equal_pytorch_at_odd_sizes(brain_checkpoint, brain_export,
-                                                      brain_images):
+                                                      brain_images, pad_to_stride):
     from segdeploy.runtime import Segmenter
 
     crops = [brain_images[1][:101, 3:80], brain_images[2][17:150, :211]]
     images = [*brain_images, *crops]
-    expected = torch_masks(brain_checkpoint, images)
-    with Segmenter.load(brain_export.onnx_path, threads=1) as seg:
+    expected = torch_masks(brain_checkpoint, images, pad_to_stride=pad_to_stride)
+    with Segmenter.load(brain_export.onnx_path, threads=1, pad_to_stride=pad_to_stride) as seg:
         assert seg.num_classes == 3
         got = seg.predict(images)
     for mask, ref, image in zip(got, expected, images, strict=True):

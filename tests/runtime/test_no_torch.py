@@ -28,10 +28,12 @@ SCRIPT = textwrap.dedent("""
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     mask = seg.predict(image)
     tiled = seg.predict_tiled(image, tile=32, overlap=8)
+    import segdeploy.imaging, segdeploy.volumes  # the decoder and NIfTI predict: no torch
+    wide = seg.predict(image.astype(np.uint16) * 250)  # 16-bit: the card's mapping
     seg.close()
     print(json.dumps({
         "shape": list(mask.shape), "dtype": str(mask.dtype), "max": int(mask.max()),
-        "tiled_shape": list(tiled.shape),
+        "tiled_shape": list(tiled.shape), "wide_shape": list(wide.shape),
         "loaded": sorted(m for m in sys.modules
                          if m.split(".")[0] in ("torch", "tensorrt", "torchvision")),
         "attempts": Block.attempts,
@@ -47,6 +49,6 @@ def test_runtime_never_imports_torch(tiny_model, tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["loaded"] == []  # "torch" not in sys.modules, nor tensorrt
     assert result["shape"] == [37, 53] and result["dtype"] == "uint8" and result["max"] < 3
-    assert result["tiled_shape"] == [37, 53]
+    assert result["tiled_shape"] == [37, 53] == result["wide_shape"]
     # nothing on the ONNX Runtime path even tried to import them
     assert result["attempts"] == []

@@ -69,16 +69,21 @@ def torch_reference(net: nn.Module, image: np.ndarray, mean: list[float],
 def write_onnx(path: Path, net: nn.Module, *, in_channels: int = 3, num_classes: int = 3,
                uint8: bool = False, layout: str = "NCHW", argmax: bool = False,
                valid: bool = False, size_multiple: int = 1, min_size: int = 8,
-               with_metadata: bool = True, static: bool = False) -> Path:
+               with_metadata: bool = True, static: bool = False, output_stride: int = 2,
+               intensity_window: tuple[float, float] | None = None) -> Path:
     from segdeploy.manifest import ExportInfo, ModelCard
 
     mean = MEAN3[:in_channels] if in_channels == 3 else [0.5]
     std = STD3[:in_channels] if in_channels == 3 else [0.25]
     card = ModelCard(arch="tiny", num_classes=num_classes,
                      classes=[f"c{i}" for i in range(num_classes)], in_channels=in_channels,
-                     mean=mean, std=std, output_stride=2, size_multiple=size_multiple,
+                     mean=mean, std=std, output_stride=output_stride,
+                     size_multiple=size_multiple,
                      min_size=min_size, output_mode="valid" if valid else "same",
-                     channel_mode="rgb" if in_channels == 3 else "grey")
+                     channel_mode="rgb" if in_channels == 3 else "grey",
+                     intensity={} if intensity_window is None else
+                     {"kind": "window", "low": intensity_window[0],
+                      "high": intensity_window[1]})
     names = ["logits", "mask"] if argmax else ["logits"]
     model: nn.Module = net
     if uint8:
