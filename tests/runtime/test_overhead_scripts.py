@@ -20,12 +20,13 @@ def test_runtime_overhead_measures_plain_and_in_graph_models(tiny_model, capsys)
     in_graph, _ = tiny_model(uint8=True, layout="NHWC", argmax=True)
     rows = [runtime_overhead.measure_model(p, args) for p in (plain, in_graph)]
     assert [r["in_graph"] for r in rows] == [False, True]
-    assert rows[0]["input"] == "1x3x45x67" and rows[1]["input"] == "1x45x67x3"
+    # what Segmenter feeds: 45x67 reflect-padded to the tiny model's stride (2)
+    assert rows[0]["input"] == "1x3x46x68" and rows[1]["input"] == "1x46x68x3"
     for r in rows:
         assert r["bare_ms"] > 0 and r["predict_ms"] > 0 and r["np.argmax_cpu_ms"] >= 0
     runtime_overhead.report(args, rows)
     table = capsys.readouterr().out
-    assert "| tiny | 3 | 1x3x45x67 |" in table and "| tiny (in-graph pre + argmax) |" in table
+    assert "| tiny | 3 | 1x3x46x68 |" in table and "| tiny (in-graph pre + argmax) |" in table
     assert "in graph |" in table
 
 
