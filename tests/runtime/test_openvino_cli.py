@@ -7,21 +7,15 @@ import json
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 from PIL import Image
-
-from segdeploy.cli.main import main
 
 pytest.importorskip("openvino")
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out + out.err
+    code, out, err = run_cli(argv, capsys)
+    return code, out + err
 
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])

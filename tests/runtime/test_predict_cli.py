@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 from PIL import Image
 
-from segdeploy.cli.main import main
 from segdeploy.runtime import Segmenter
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, capsys.readouterr().err
+    code, _, err = run_cli(argv, capsys)
+    return code, err
 
 
 def write_image(path, hw=(45, 67), seed=0, mode="RGB"):

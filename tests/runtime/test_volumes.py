@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 from PIL import Image
 
-from segdeploy.cli.main import main
 from segdeploy.runtime import Segmenter
 
 nib = pytest.importorskip("nibabel")
 
 
 def run(argv, capsys):
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.err + out.out
+    code, out, err = run_cli(argv, capsys)
+    return code, err + out
 
 
 def lps_volume(path, shape=(20, 24, 28), dtype=np.int16):

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_run import cli_fails as _fails
 from own_data_folders import make_tiff_folder
 from PIL import Image
 
@@ -19,13 +20,6 @@ pytestmark = pytest.mark.slow
 
 TRAIN = ["--width", "0.125", "--image-size", "48", "--batch-size", "4", "--device", "cpu",
          "--no-progress", "--lr", "3e-3"]
-
-
-def _fails(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 1
-    return capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

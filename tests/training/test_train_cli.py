@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from cli_run import cli_fails as _fails
 
 from segdeploy.cli.main import main
 from segdeploy.reference_models.checkpoint import load_checkpoint, load_model
@@ -18,13 +19,6 @@ def _train(tmp_path, *extra: str, arch: str = "unet", name: str = "tiny.pt"):
     out = tmp_path / name
     main(["train", arch, *TINY, "-o", str(out), *extra])
     return out
-
-
-def _fails(capsys, argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 1
-    return capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
