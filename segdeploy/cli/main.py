@@ -83,7 +83,11 @@ class Terminated(BaseException):
     KeyboardInterrupt, so every atomic writer's cleanup runs before exit 143."""
 
 
+_SIGTERM_SEEN: list[bool] = []
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _SIGTERM_SEEN.append(True)  # survives a library that wraps the exception (an import)
     raise Terminated()
 
 
@@ -113,27 +117,37 @@ def main(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)
-    except Terminated:
-        _print_error(SegdeployError("terminated by SIGTERM; partial output files were removed",
-                                    fix="run the command again to completion"))
-        sys.exit(143)
-    except SegdeployError as exc:
+    except BaseException as exc:  # noqa: B036 - every exit path is mapped below
+        if _SIGTERM_SEEN and not isinstance(exc, SystemExit):
+            # Terminated itself, or what a library made of it (a C extension importing while
+            # the signal arrived turns it into "ImportError: initialization failed")
+            _SIGTERM_SEEN.clear()
+            _print_error(SegdeployError("terminated by SIGTERM; partial output files were "
+                                        "removed", fix="run the command again to completion"))
+            sys.exit(143)
+        _exit_for(exc)
+
+
+def _exit_for(exc: BaseException) -> None:
+    """One red line and exit 1 for our errors; click's own exits as click means them."""
+    if isinstance(exc, SegdeployError):
         _print_error(exc)
         sys.exit(1)
-    except ModuleNotFoundError as exc:
+    if isinstance(exc, ModuleNotFoundError):
         error = missing_dependency(exc)
         if error is None:
-            raise
+            raise exc
         _print_error(error)
         sys.exit(1)
-    except click.exceptions.Abort:
+    if isinstance(exc, click.exceptions.Abort):
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
+    if isinstance(exc, click.ClickException):
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    if isinstance(exc, click.exceptions.Exit):
         sys.exit(exc.exit_code)
+    raise exc
 
 
 if __name__ == "__main__":

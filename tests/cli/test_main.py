@@ -80,3 +80,25 @@ def test_missing_optional_module_names_the_extra(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "onnx is not installed" in err and "segdeploy[torch]" in err
     assert "Traceback" not in err
+
+
+def test_sigterm_wrapped_by_a_library_still_exits_143(monkeypatch, capsys) -> None:
+    """A SIGTERM that lands inside a C-extension import comes out as "ImportError:
+    initialization failed"; the CLI must still clean up, print one line and exit 143."""
+    import pytest
+
+    from segdeploy.cli import main as cli_main
+
+    def interrupted_import(*args, **kwargs):
+        try:
+            cli_main._on_sigterm(15, None)
+        except cli_main.Terminated as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(cli_main.cli, "main", interrupted_import)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["info", "x.onnx"])
+    assert exit_info.value.code == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SIGTERM" in err[0]
+    assert not cli_main._SIGTERM_SEEN  # a later in-process call starts clean
