@@ -21,6 +21,8 @@ import numpy as np
 from segdeploy.errors import InputError
 
 IGNORE_INDEX = 255
+#: image files datasets and sample folders read (predict also takes Netpbm, see cli/predict.py)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 #: Pillow modes whose pixels are wider than 8 bits (read as uint16 / int32 / float32)
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")

@@ -121,12 +121,9 @@ class OnnxRuntimeBackend(BenchBackend):
 
         self.runner = OnnxRuntimeRunner(self.path, providers=self.providers,
                                         threads=self.threads).activate()
-        try:
-            self.export = ExportInfo.from_metadata_props(self.runner.custom_metadata(),
-                                                         source=str(self.path))
+        self.export = export_info_or_none(self.runner, self.path)
+        if self.export is not None:
             self.name = f"onnxruntime {self.export.precision}"
-        except Exception:  # a foreign ONNX still benchmarks, just without a precision label
-            self.export = None
         first = self.runner.providers[0]
         if first != "CPUExecutionProvider":  # say where it ran when that is not the CPU
             self.name += f" ({first.removesuffix('ExecutionProvider').lower()})"
@@ -144,6 +141,15 @@ class OnnxRuntimeBackend(BenchBackend):
     def close(self) -> None:
         if self.runner is not None:
             self.runner.close()
+
+
+def export_info_or_none(runner: Any, path: Path) -> ExportInfo | None:
+    """The ONNX's segdeploy metadata, or None: a foreign ONNX still benchmarks (its shapes come
+    from --shape), just without a precision label."""
+    try:
+        return ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+    except Exception:
+        return None
 
 
 def engine_feeds(specs: dict[str, Any], export: ExportInfo | None, shape: Shape

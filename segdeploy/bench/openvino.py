@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segdeploy.bench.backends import BenchBackend, Shape, engine_feeds
+from segdeploy.bench.backends import BenchBackend, Shape, engine_feeds, export_info_or_none
 from segdeploy.bench.cpu_features import cpu_extensions
 from segdeploy.manifest import ExportInfo
 
@@ -34,12 +34,8 @@ class OpenVINOBackend(BenchBackend):
 
         self.runner = OpenVINORunner(self.path, precision=self.precision,
                                      threads=self.threads).activate()
-        try:
-            self.export = ExportInfo.from_metadata_props(self.runner.custom_metadata(),
-                                                         source=str(self.path))
-            graph = self.export.precision
-        except Exception:  # a foreign ONNX still benchmarks
-            graph = "onnx"
+        self.export = export_info_or_none(self.runner, self.path)
+        graph = self.export.precision if self.export is not None else "onnx"
         used = self.runner.inference_precision
         self.name = f"openvino {graph}" + ("" if graph == used else f" ({used})")
 

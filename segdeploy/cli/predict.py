@@ -20,9 +20,10 @@ from typing import Any
 
 import click
 
+from segdeploy import imaging
 from segdeploy.errors import InputError, UsageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (*imaging.IMAGE_SUFFIXES, ".ppm", ".pgm")
 
 
 def _is_input(path: Path) -> bool:

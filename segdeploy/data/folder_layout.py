@@ -32,9 +32,8 @@ from typing import TypeVar
 import numpy as np
 
 from segdeploy.errors import DataError, InputError
-from segdeploy.imaging import IGNORE_INDEX, native_channels, read_size
+from segdeploy.imaging import IGNORE_INDEX, IMAGE_SUFFIXES, native_channels, read_size
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 VOC_CLASSES = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
     "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -110,7 +109,7 @@ def discover(root: Path) -> Layout:
                         fix="put images in images/ and PNG masks with the same names in masks/")
     images: dict[str, Path] = {}
     for p in sorted(image_dir.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file() and not p.name.startswith("."):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."):
             if p.stem in images:
                 raise DataError(f"two images share the name {p.stem!r}: {images[p.stem].name} "
                                 f"and {p.name} in {image_dir}", expected="one image per name",

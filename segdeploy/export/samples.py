@@ -14,33 +14,31 @@ from pathlib import Path
 import numpy as np
 
 from segdeploy.errors import DataError
-from segdeploy.imaging import as_hwc_uint8
+from segdeploy.imaging import IMAGE_SUFFIXES, as_hwc_uint8
 from segdeploy.manifest import ModelCard
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def sample_images(card: ModelCard, *, data: str | None, channels: str | None = None,
                   limit: int = 16) -> tuple[list[np.ndarray], str]:
     """(images fitted to the model, description) or ([], why none) when `data` is None and
     the card names no usable data. With an explicit `data`, failures raise DataError."""
-    from segdeploy.export import parity as P
+    from segdeploy.export import parity
 
     if data is None:
-        return P.real_images(card, dataset=None, limit=limit)
+        return parity.real_images(card, dataset=None, limit=limit)
     path = Path(data).expanduser()
     if data not in ("brain", "nuclei") and path.is_dir() and not _has_masks(path):
         images, desc = _folder_images(path, card.in_channels, limit)
     else:
         mode = channels or _default_mode(data, card)
         fed = ModelCard.from_dict({**card.to_dict(), "channel_mode": mode})
-        images, desc = P.real_images(fed, dataset=data, limit=limit, fit=False)
+        images, desc = parity.real_images(fed, dataset=data, limit=limit, fit=False)
         if not images:
             raise DataError(f"--data {data} cannot be used: {desc}",
                             expected="a built-in dataset (brain, nuclei), a dataset folder, "
                                      "or a folder of images",
                             fix="check the name or path, or drop --data for synthetic images")
-    fitted = [f for f in (P.fit_image(img, card) for img in images) if f is not None]
+    fitted = [f for f in (parity.fit_image(img, card) for img in images) if f is not None]
     if not fitted:
         raise DataError(f"--data {data}: every image is smaller than the model's minimum size "
                         f"{card.min_size}", fix="pass larger images")

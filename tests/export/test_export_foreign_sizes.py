@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-import torch.nn.functional as F
 from export_test_models import UserNet, save_traced
 from torch import nn
+from torch.nn import functional
 
 from segdeploy.errors import DataError, ExportError, UsageError
 from segdeploy.export.pipeline import ExportOptions, run_export
@@ -28,8 +28,9 @@ class Needs16(UserNet):
     without size-matching does), in eager and traced form alike."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.a(x))
-        z = F.interpolate(F.avg_pool2d(self.b(y), 16), scale_factor=16.0, mode="nearest")
+        y = functional.relu(self.a(x))
+        z = functional.interpolate(functional.avg_pool2d(self.b(y), 16), scale_factor=16.0,
+                                   mode="nearest")
         return self.head(y + z)
 
 
@@ -38,7 +39,7 @@ class RoundsUp(UserNet):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, (-w) % 32, 0, (-h) % 32))
+        x = functional.pad(x, (0, (-w) % 32, 0, (-h) % 32))
         return super().forward(x)
 
 
@@ -51,9 +52,9 @@ class FixedBins(nn.Module):
         self.head = nn.Conv2d(8, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.a(x))
-        p = F.interpolate(F.adaptive_avg_pool2d(y, 3), size=y.shape[-2:], mode="bilinear",
-                          align_corners=False)
+        y = functional.relu(self.a(x))
+        p = functional.interpolate(functional.adaptive_avg_pool2d(y, 3), size=y.shape[-2:],
+                                   mode="bilinear", align_corners=False)
         return self.head(torch.cat([y, p], 1))
 
 
@@ -124,14 +125,6 @@ def test_pt2_declares_its_multiple(tmp_path: Path) -> None:
                                             "check_sizes": ["2x3x96x112"]}))
     assert result.info.card.size_multiple == 16
     assert any("read from the .pt2" in n for n in result.notes)
-
-
-def test_scripted_model_failure_says_trace_or_pt2(tmp_path: Path) -> None:
-    path = tmp_path / "scripted.ts"
-    torch.jit.save(torch.jit.script(UserNet().eval()), str(path))
-    with pytest.raises(ExportError) as exc:
-        run_export(path, ExportOptions(trust_code=True, **FAST))
-    assert "torch.jit.trace" in str(exc.value) and "torch.export.save" in str(exc.value)
 
 
 def test_data_for_foreign_models(tmp_path: Path) -> None:

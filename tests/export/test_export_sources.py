@@ -73,6 +73,8 @@ def test_scripted_model_with_shape_logic_fails_cleanly(tmp_path: Path) -> None:
     with pytest.raises(ExportError) as exc:
         run_export(path, ExportOptions(trust_code=True, **FAST))
     assert "failed its checks" in str(exc.value) or "cannot export" in str(exc.value)
+    # and it says what to do instead: trace the model, or save a .pt2
+    assert "torch.jit.trace" in str(exc.value) and "torch.export.save" in str(exc.value)
     assert _onnx_files(tmp_path) == []
 
 
