@@ -127,14 +127,13 @@ def _per_channel(values: list[float], c: int, flag: str) -> list[float]:
 def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None, m: int,
                  k: int) -> str:
     """Run once at a size the graph takes: "same" when the output has the input's size."""
-    import onnxruntime as ort
+    from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     h, w = static or (m * (-(-67 // m) | 1), m * ((-(-67 // m) | 1) + 2))
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        shape = [d if isinstance(d, int) else None for d in sess.get_inputs()[0].shape]
-        n = shape[0] or 1
-        y = sess.run(None, {name: np.zeros((n, c, h, w), np.float32)})[0]
+        with OnnxRuntimeRunner(path, providers="cpu") as runner:
+            n = runner.input_specs()[name].shape[0] or 1
+            y = next(iter(runner.infer({name: np.zeros((n, c, h, w), np.float32)}).values()))
     except Exception as exc:
         line = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
         raise UsageError(f"ONNX Runtime cannot run {path} at {c}x{h}x{w}: {line[:200]}",
