@@ -278,6 +278,7 @@ def build_engine(request: BuildRequest, *,
     from segdeploy.build.network import EngineSettings, build_plan
 
     prep = prepare_build(request)
+    request = prep.request  # prepare_build settles the precision (an INT8 graph builds INT8)
     trt = import_tensorrt()
     version = TrtVersion.parse(trt.__version__)
     check_supported(version)
@@ -325,15 +326,15 @@ def build_engine(request: BuildRequest, *,
         io=[s.to_dict() for s in built.io], onnx_sha256=prep.facts.sha256,
         gpu_name=gpu.name, compute_capability=gpu.compute_capability,
         cuda_version=gpu.cuda_version, build_seconds=round(seconds, 3),
-        plan_sha256=sha256_bytes(built.choice),
+        plan_sha256=sha256_bytes(built.plan),
         build_flags={**flags, "layers": built.layers, "onnx_file": prep.facts.path.name,
                      "source_onnx_file": source.path.name,
                      "timing_cache": str(request.timing_cache) if request.timing_cache else None,
                      "engine_cache": {"key": key, "hit": False} if engine_cache else None})
     reference = prep.fp32_sibling or prep.facts
-    _verify_and_publish(prep, built.choice, manifest, reference, runner_factory)
+    _verify_and_publish(prep, built.plan, manifest, reference, runner_factory)
     if engine_cache is not None:
-        engine_cache.store(key, built.choice, manifest)
+        engine_cache.store(key, built.plan, manifest)
     return BuildResult(prep.plan_path, prep.manifest_path, manifest)
 
 
