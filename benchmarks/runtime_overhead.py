@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -153,16 +152,6 @@ def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                    for k, v in host.items()}}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     from segdeploy.reference_models import list_models
 
@@ -195,9 +184,10 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     import onnxruntime as ort
 
     from segdeploy.bench.cpu_features import cpu_extensions
+    from segdeploy.bench.environment import cpu_model
 
     h, w = args.size
-    machine = (f"{cpu_name()}, {os.cpu_count()} CPUs ({', '.join(cpu_extensions())}), "
+    machine = (f"{cpu_model()}, {os.cpu_count()} CPUs ({', '.join(cpu_extensions())}), "
                f"onnxruntime {ort.__version__}, numpy {np.__version__}, "
                f"{args.threads} threads")
     print(f"image {h}x{w} uint8; {args.repeats} interleaved rounds; {machine}")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from segdeploy import __version__
 from segdeploy.errors import ArtifactError
-from segdeploy.geometry import round_up
+from segdeploy.geometry import round_down, round_up
 
 if TYPE_CHECKING:
     from segdeploy.imaging import IntensityMapping
@@ -104,12 +104,11 @@ class ModelCard:
                  max_size: tuple[int | None, int | None] = (None, None)) -> tuple[int, int]:
         """(H, W) made valid for the model; a side above `max_size` (an engine's largest
         profile) is brought down to the largest valid size below it."""
-        multiple = max(1, int(self.size_multiple))
         out = []
         for side, hi in zip((h, w), max_size, strict=True):
             side = self.fit_side(side)
             if hi is not None and side > hi:
-                side = hi // multiple * multiple
+                side = round_down(hi, self.size_multiple)
             out.append(side)
         return out[0], out[1]
 
@@ -133,10 +132,21 @@ class ModelCard:
         rounded up to size_multiple and, with `stride` ("same" models), to a multiple of
         the output stride, so every image pools on the grid the model was trained on."""
         fh, fw = self.fit_size(h, w)
-        if not stride or self.output_mode != "same":
-            return fh, fw
-        m = math.lcm(max(1, int(self.size_multiple)), max(1, int(self.output_stride)))
+        m = self.alignment(stride=stride)
         return round_up(fh, m), round_up(fw, m)
+
+    def alignment(self, *, stride: bool = True) -> int:
+        """What inference sizes are multiples of: size_multiple, and with `stride` for a
+        "same" model also the output stride (their least common multiple)."""
+        multiple = max(1, int(self.size_multiple))
+        if not stride or self.output_mode != "same":
+            return multiple
+        return math.lcm(multiple, max(1, int(self.output_stride)))
+
+    def static_size(self) -> tuple[int, int] | None:
+        """(H, W) of a `--static-size` export (adaptive pooling to fixed bins), else None."""
+        size = (self.config or {}).get("static_size")
+        return (int(size[0]), int(size[1])) if size else None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -23,35 +23,29 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import InputError, MissingDependencyError, UsageError
+from segdeploy.errors import InputError, UsageError, require
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-AXES = ("axial", "coronal", "sagittal", "0", "1", "2")
+#: longest first, so "scan.nii.gz" loses ".nii.gz", not ".gz"
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: anatomical axis -> the orientation codes of the voxel axis that runs along it
 _AXIS_CODES = {"axial": ("S", "I"), "coronal": ("A", "P"), "sagittal": ("L", "R")}
 BATCH = 8
 
 
 def is_nifti(path: str | os.PathLike[str]) -> bool:
-    name = os.fspath(path).lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
+    return os.fspath(path).lower().endswith(NIFTI_SUFFIXES)
 
 
 def nifti_stem(path: str | os.PathLike[str]) -> str:
     name = Path(path).name
-    for suffix in (".nii.gz", ".nii"):
+    for suffix in NIFTI_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
 
 
-def require_nibabel():
-    try:
-        import nibabel
-    except ImportError as exc:
-        raise MissingDependencyError("nibabel", purpose="to read and write NIfTI volumes",
-                                     fix="pip install nibabel (or 'segdeploy[torch]')") from exc
-    return nibabel
+def require_nibabel() -> Any:
+    return require("nibabel", extra="torch", purpose="to read and write NIfTI volumes")
 
 
 @dataclass(frozen=True)
@@ -170,9 +164,6 @@ def volume_dice(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> list[f
     if pred.shape != truth.shape:
         raise InputError(f"label volumes {pred.shape} and {truth.shape} differ in shape",
                          expected="the same grid")
-    out: list[float | None] = []
-    for k in range(num_classes):
-        p, t = pred == k, truth == k
-        total = int(p.sum()) + int(t.sum())
-        out.append(None if total == 0 else 2.0 * int((p & t).sum()) / total)
-    return out
+    from segdeploy.training.metrics import ConfusionMatrix  # numpy only
+
+    return ConfusionMatrix(num_classes, ignore_index=None).update(pred, truth).compute()["dice"]

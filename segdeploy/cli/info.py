@@ -8,23 +8,24 @@ from typing import Any
 
 import click
 
-from segdeploy.artifacts import (
-    CHECKPOINT_SUFFIXES,
-    MANIFEST_SUFFIX,
-    ONNX_SUFFIXES,
-    PLAN_SUFFIXES,
-    plan_manifest_path,
-)
 from segdeploy.errors import ArtifactError, UsageError
-
-KNOWN_TYPES = ("a " + ", ".join(CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + PLAN_SUFFIXES)
-               + f" or {MANIFEST_SUFFIX} file")
 
 
 def describe_artifact(path: Path) -> dict[str, Any]:
     """Read a .pt checkpoint, an .onnx graph, a .plan (via its .plan.json) or a sidecar JSON."""
+    # imported here, not at module level: every CLI command imports this module at start-up
+    from segdeploy.artifacts import (
+        CHECKPOINT_SUFFIXES,
+        MANIFEST_SUFFIX,
+        ONNX_SUFFIXES,
+        PLAN_SUFFIXES,
+        plan_manifest_path,
+    )
+
+    known = ("a " + ", ".join(CHECKPOINT_SUFFIXES + ONNX_SUFFIXES + PLAN_SUFFIXES)
+             + f" or {MANIFEST_SUFFIX} file")
     if not path.exists():
-        raise UsageError(f"{path} does not exist", expected=KNOWN_TYPES)
+        raise UsageError(f"{path} does not exist", expected=known)
     suffix = path.suffix.lower()
     if suffix in CHECKPOINT_SUFFIXES:
         from segdeploy.reference_models.checkpoint import load_checkpoint
@@ -52,7 +53,7 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         info.setdefault("kind", "JSON report")
         return info
     raise UsageError(f"unknown artifact type {suffix!r} for {path}",
-                     expected=KNOWN_TYPES)
+                     expected=known)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

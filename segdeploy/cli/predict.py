@@ -20,16 +20,22 @@ from typing import Any
 
 import click
 
-from segdeploy import imaging
 from segdeploy.errors import InputError, UsageError
 
-IMAGE_SUFFIXES = (*imaging.IMAGE_SUFFIXES, ".ppm", ".pgm")
+#: besides the image files datasets read (imaging.IMAGE_SUFFIXES), predict takes Netpbm
+NETPBM_SUFFIXES = (".ppm", ".pgm")
+
+
+def image_suffixes() -> tuple[str, ...]:
+    from segdeploy.imaging import IMAGE_SUFFIXES  # numpy: not at CLI start-up
+
+    return (*IMAGE_SUFFIXES, *NETPBM_SUFFIXES)
 
 
 def _is_input(path: Path) -> bool:
     from segdeploy.volumes import is_nifti
 
-    return path.suffix.lower() in IMAGE_SUFFIXES or is_nifti(path)
+    return path.suffix.lower() in image_suffixes() or is_nifti(path)
 
 
 def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
@@ -46,7 +52,7 @@ def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
             found = sorted(p for p in path.iterdir() if p.is_file() and _is_input(p))
             if not found:
                 raise UsageError(f"folder {path} has no images",
-                                 expected=f"files ending in {', '.join(IMAGE_SUFFIXES)}, "
+                                 expected=f"files ending in {', '.join(image_suffixes())}, "
                                           ".nii or .nii.gz")
             images.extend(found)
         elif path.is_file():

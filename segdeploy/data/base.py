@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import DataError, MissingDependencyError, UsageError
-from segdeploy.imaging import IntensityMapping, as_intensity, percentile_window, window_to_uint8
+from segdeploy.imaging import IntensityMapping, as_intensity
 
 SPLITS = ("train", "val")
 CHANNEL_MODES = ("grey", "grey3", "rgb")
@@ -74,13 +74,6 @@ def require_reader(module: str, *, purpose: str):
         raise MissingDependencyError(module, extra="torch", purpose=purpose,
                                      fix=f"pip install 'segdeploy[torch]' (or pip install "
                                          f"{module})") from exc
-
-
-def to_uint8_percentile(x: np.ndarray, low: float, high: float,
-                        *, where: np.ndarray | None = None) -> np.ndarray:
-    """Map the [low, high] percentiles of `x` (over `where` if given) onto 0..255."""
-    lo, hi = percentile_window(x[where] if where is not None else x, (low, high))
-    return window_to_uint8(x, lo, hi)
 
 
 def channel_stats(images: list[np.ndarray] | np.ndarray) -> tuple[list[float], list[float]]:

@@ -322,11 +322,6 @@ def scan_masks(masks: tuple[Path, ...], labelmap: Labelmap | None) -> MaskScan:
     return MaskScan(counts, first)
 
 
-def mask_max_id(path: Path) -> int:
-    """Largest class id in a mask, ignoring 255 (-1 when the mask is all ignore)."""
-    return scan_masks((path,), None).top
-
-
 def read_classes_file(path: Path) -> list[str] | None:
     if not path.is_file():
         return None

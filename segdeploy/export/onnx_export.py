@@ -84,8 +84,7 @@ def output_names(argmax: bool) -> list[str]:
 
 def static_size(card: ModelCard) -> tuple[int, int] | None:
     """The fixed H x W of a `--static-size` export, else None."""
-    size = (card.config or {}).get("static_size")
-    return (int(size[0]), int(size[1])) if size else None
+    return card.static_size()
 
 
 def example_size(card: ModelCard) -> tuple[int, int]:

@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from segdeploy.errors import InputError
+from segdeploy.geometry import round_up
 from segdeploy.imaging import normalize
 from segdeploy.runtime.runner import TensorSpec
-from segdeploy.runtime.tiling import round_up
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import numpy as np
 
 from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
+from segdeploy.geometry import round_down, round_up
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
 from segdeploy.runtime.card_hint import card_hint
@@ -45,7 +46,7 @@ from segdeploy.runtime.preprocess import (
     to_model_input,
 )
 from segdeploy.runtime.runner import Runner
-from segdeploy.runtime.tiling import round_down, round_up, run_tiled, tile_grid
+from segdeploy.runtime.tiling import run_tiled, tile_grid
 
 BACKENDS = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime",
             "tensorrt": "tensorrt", "trt": "tensorrt", "openvino": "openvino", "ov": "openvino"}
@@ -121,9 +122,8 @@ class Segmenter:
         self._tile_align = max(self._align, self.card.output_stride, 1)
         self._margin = (0, 0)
         self._base = 0
-        if self.pad_to_stride and self.card.output_mode == "same":
-            # as ModelCard.aligned_size: a multiple of both size_multiple and the stride
-            self._align = math.lcm(self._align, max(self.card.output_stride, 1))
+        if self.pad_to_stride:  # as ModelCard.aligned_size
+            self._align = self.card.alignment(stride=True)
         if self.card.output_mode == "valid":
             # Input sizes min_size + k * stride pool evenly, so the output is centred.
             self._align = max(self._align, self.card.output_stride, 1)
@@ -214,8 +214,7 @@ class Segmenter:
     def static_size(self) -> tuple[int, int] | None:
         """(H, W) of a `--static-size` graph (adaptive pooling to fixed bins): images are
         resized to it and logits back. Other fixed-shape graphs keep padding and tiling."""
-        size = (self.card.config or {}).get("static_size")
-        return (int(size[0]), int(size[1])) if size else None
+        return self.card.static_size()
 
     @property
     def max_size(self) -> tuple[int | None, int | None]:

@@ -18,8 +18,6 @@ import numpy as np
 from segdeploy.errors import UsageError
 from segdeploy.geometry import round_down, round_up
 
-__all__ = ["round_down", "round_up", "as_pair", "tile_grid", "run_tiled"]
-
 
 def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
     if isinstance(value, int | np.integer):

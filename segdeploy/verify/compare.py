@@ -18,6 +18,7 @@ import numpy as np
 from segdeploy.artifacts import is_onnx
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ModelCard
+from segdeploy.runtime.preprocess import PadLayout, SizeBox, reflect_pad
 from segdeploy.verify.parity import SizeComparison, Thresholds, check_thresholds
 
 DEFAULT_MAX_IMAGES = 16
@@ -232,10 +233,7 @@ def _stride_pad(images: np.ndarray, card: ModelCard,
     th, tw = card.aligned_size(h, w)
     if any(hi is not None and t > hi for t, hi in zip((th, tw), max_size, strict=True)):
         return images
-    if (th, tw) == (h, w):
-        return images
-    mode = "reflect" if min(h, w) > 1 else "edge"
-    return np.pad(images, ((0, 0), (0, th - h), (0, tw - w), (0, 0)), mode=mode)
+    return reflect_pad(images, PadLayout(0, th - h, 0, tw - w, SizeBox()))
 
 
 def _compatibility_notes(card: ModelCard, info: Any, checkpoint: Path) -> list[str]:

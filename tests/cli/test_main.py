@@ -102,3 +102,13 @@ def test_sigterm_wrapped_by_a_library_still_exits_143(monkeypatch, capsys) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SIGTERM" in err[0]
     assert not cli_main._SIGTERM_SEEN  # a later in-process call starts clean
+
+
+def test_cli_start_up_stays_light() -> None:
+    """Every command pays for what cli/main.py imports: click and small modules, no numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys, segdeploy.cli.main; print(sorted({'numpy', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
