@@ -61,7 +61,7 @@ def val_miou(onnx: Path, data: str, pad_to_stride: bool, *, odd: bool = False
     (nuclei's 128x128 tiles are already multiples of both strides)."""
     from segdeploy.data import get_dataset
     from segdeploy.runtime import Segmenter
-    from segdeploy.training.metrics import ConfusionMatrix
+    from segdeploy.metrics import ConfusionMatrix
 
     with Segmenter.load(onnx, pad_to_stride=pad_to_stride) as seg:
         ds = get_dataset(data, "val", channel_mode=seg.card.channel_mode)

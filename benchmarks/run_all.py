@@ -89,8 +89,8 @@ def make_checkpoint(arch: str, width: float, work: Path, trained: Path | None) -
 
 def build_plans(fp32: Path, fp16: Path, sizes: list[tuple[int, int]], channels: int,
                 min_size: int) -> tuple[dict[str, Path], dict[str, float]]:
-    from segdeploy.build.engine_build import BuildRequest, build_engine
-    from segdeploy.build.profiles import parse_profile
+    from segdeploy.engine.engine_build import BuildRequest, build_engine
+    from segdeploy.engine.profiles import parse_profile
 
     lo = max(min_size, 32)
     hi_h, hi_w = max(h for h, _ in sizes), max(w for _, w in sizes)

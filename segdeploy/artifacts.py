@@ -108,14 +108,13 @@ def write_plan_manifest(plan: str | os.PathLike[str], manifest: PlanManifest) ->
 
 
 def read_export_info(path: str | os.PathLike[str]) -> ExportInfo:
-    """Model metadata of an .onnx (its metadata_props, through onnxruntime) or a plan (its
+    """Model metadata of an .onnx (its metadata_props, segdeploy.onnx_metadata) or a plan (its
     sidecar); anything else is an ArtifactError naming the suffixes segdeploy knows."""
     path = Path(path)
     if is_onnx(path):
-        from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+        from segdeploy.onnx_metadata import read_onnx_export_info
 
-        with OnnxRuntimeRunner(path, providers="cpu") as runner:
-            return ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+        return read_onnx_export_info(path)
     if is_plan(path):
         return read_plan_manifest(path).export
     raise ArtifactError(f"cannot tell what {path.name} is from its suffix",

@@ -5,6 +5,13 @@ Every message says what was wrong, what was expected, and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
+
+ErrorT = TypeVar("ErrorT", bound="SegdeployError")
+
 
 class SegdeployError(Exception):
     """Base of every error segdeploy raises on purpose (bad input, missing dependency...)."""
@@ -14,6 +21,14 @@ class SegdeployError(Exception):
         self.expected = expected
         self.fix = fix
         super().__init__(self.render())
+
+    def retyped(self, cls: type[ErrorT], **changes: str | None) -> ErrorT:
+        """The same message as another error type (an image error met while reading a
+        dataset is the dataset's error); keyword changes replace what/expected/fix."""
+        fields = {"what": self.what, "expected": self.expected, "fix": self.fix, **changes}
+        new = cls(str(fields.pop("what")), **fields)
+        new.__cause__ = self
+        return new
 
     def render(self) -> str:
         parts = [self.what.rstrip(".") + "."]
@@ -93,3 +108,43 @@ def require(module: str, *, extra: str | None = None, purpose: str = "",
     except ImportError as exc:  # pragma: no cover - exercised where the package is absent
         raise MissingDependencyError(package or module.split(".")[0], extra=extra,
                                      purpose=purpose) from exc
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+
+
+def first_line(exc: BaseException, *, join: bool = False, limit: int = 500,
+               with_type: bool = False) -> str:
+    """A library's exception as one line for our messages: its first line (or, with `join`,
+    all its lines joined: ONNX Runtime says which dimension was wrong on the second), ONNX
+    Runtime's "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :" prefix and generic advice dropped."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith("Please fix either")]
+    text = _ORT_PREFIX.sub("", "; ".join(lines) if join else (lines[0] if lines else ""))
+    text = text or type(exc).__name__
+    if with_type and text != type(exc).__name__:
+        text = f"{type(exc).__name__}: {text}"
+    return text[:limit]
+
+
+Translation = Callable[[BaseException], "SegdeployError"]
+
+
+@contextlib.contextmanager
+def map_exceptions(mapping: Mapping[type[BaseException] | tuple[type[BaseException], ...],
+                                    Translation]) -> Iterator[None]:
+    """Translate a library's exceptions into ours at one boundary (as httpx's
+    `map_exceptions`): the first matching entry wins, the original stays the `__cause__`,
+    anything unmapped passes unchanged, and so do SegdeployErrors unless an entry names a
+    SegdeployError type (a broad `Exception` entry never re-types our own errors)."""
+    try:
+        yield
+    except BaseException as exc:
+        for types, translate in mapping.items():
+            kinds = types if isinstance(types, tuple) else (types,)
+            if isinstance(exc, SegdeployError) and not any(
+                    issubclass(k, SegdeployError) for k in kinds):
+                continue
+            if isinstance(exc, kinds):
+                raise translate(exc) from exc
+        raise

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import InputError, UsageError, require
+from segdeploy.errors import InputError, UsageError, first_line, require
 
 #: longest first, so "scan.nii.gz" loses ".nii.gz", not ".gz"
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -67,7 +67,7 @@ def load_volume(path: str | os.PathLike[str]) -> tuple[Any, np.ndarray]:
         img = nib.load(os.fspath(path))
         data = np.asarray(img.dataobj)
     except Exception as exc:  # nibabel raises ImageFileError, OSError, EOFError...
-        raise InputError(f"cannot read NIfTI volume {path} ({str(exc).splitlines()[0][:160]})",
+        raise InputError(f"cannot read NIfTI volume {path} ({first_line(exc, limit=160)})",
                          expected="a .nii or .nii.gz file", fix="check the file") from exc
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -164,6 +164,6 @@ def volume_dice(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> list[f
     if pred.shape != truth.shape:
         raise InputError(f"label volumes {pred.shape} and {truth.shape} differ in shape",
                          expected="the same grid")
-    from segdeploy.training.metrics import ConfusionMatrix  # numpy only
+    from segdeploy.metrics import ConfusionMatrix  # numpy only
 
     return ConfusionMatrix(num_classes, ignore_index=None).update(pred, truth).compute()["dice"]

@@ -17,7 +17,7 @@ from segdeploy.artifacts import (
 from segdeploy.cli.main import cli
 from segdeploy.errors import ArtifactError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
-from segdeploy.runtime.segmenter import backend_for
+from segdeploy.runtime.backends import backend_for
 
 
 def manifest() -> PlanManifest:
@@ -32,7 +32,7 @@ def test_segmenter_and_info_accept_the_same_plan_suffixes(tmp_path: Path, suffix
     plan = tmp_path / f"m{suffix}"
     plan.write_bytes(b"plan bytes")
     write_plan_manifest(plan, manifest())
-    assert backend_for(plan, None) == "tensorrt"
+    assert backend_for(plan, None).name == "tensorrt"
     result = CliRunner().invoke(cli, ["info", "--json", str(plan)])
     assert result.exit_code == 0, result.output
     assert "TensorRT plan" in result.output and "10.3.0" in result.output

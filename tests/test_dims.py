@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from segdeploy.bench.harness import parse_shape as bench_shape
-from segdeploy.build.profiles import parse_profile
 from segdeploy.dims import format_dims, parse_dims, parse_dims_list
+from segdeploy.engine.profiles import parse_profile
 from segdeploy.errors import UsageError
 from segdeploy.export.parity import parse_sizes as export_sizes
 from segdeploy.manifest import ModelCard

@@ -206,7 +206,7 @@ def missing_names(uses: list[Use], bindings: Bindings) -> list[str]:
 # ------------------------------------------------------------------- our code and the wheels
 
 def tensorrt_sources() -> list[Path]:
-    paths = sorted((REPO / "segdeploy/build").glob("*.py"))
+    paths = sorted((REPO / "segdeploy/engine").glob("*.py"))
     paths += sorted((REPO / "segdeploy/runtime").glob("tensorrt_*.py"))
     return sorted({p for p in paths if p.is_file()})
 

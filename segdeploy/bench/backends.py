@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.artifacts import is_onnx
 from segdeploy.bench.timing import measure
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ExportInfo, ModelCard
@@ -104,29 +103,33 @@ class PyTorchBackend(BenchBackend):
         self.model = None
 
 
-class OnnxRuntimeBackend(BenchBackend):
-    """The raw ONNX Runtime session on an already normalised batch (no pre/post-processing)."""
+class RunnerBackend(BenchBackend):
+    """Any runtime backend's `Runner.infer` on an already normalised batch (no pre- or
+    post-processing): how a backend added to runtime/backends.py is timed with no bench code."""
 
-    def __init__(self, path: str | Path, *, threads: int | None = None,
-                 providers: str | None = None) -> None:
+    def __init__(self, path: str | Path, *, backend: str = "onnxruntime",
+                 threads: int | None = None, options: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
+        self.backend = backend
         self.threads = threads
-        self.providers = providers
+        self.options = dict(options or {})
         self.runner: Any = None
         self.export: ExportInfo | None = None
-        self.name = "onnxruntime"
+        self.name = backend
 
     def open(self) -> None:
-        from segdeploy.runtime import OnnxRuntimeRunner
+        from segdeploy.runtime.backends import get_backend
 
-        self.runner = OnnxRuntimeRunner(self.path, providers=self.providers,
-                                        threads=self.threads).activate()
+        spec = get_backend(self.backend)
+        kw = dict(self.options)
+        if self.threads and "threads" in spec.accepted_options:
+            kw["threads"] = self.threads
+        self.runner = spec.runner(self.path, **kw).activate()
         self.export = export_info_or_none(self.runner, self.path)
-        if self.export is not None:
-            self.name = f"onnxruntime {self.export.precision}"
-        first = self.runner.providers[0]
-        if first != "CPUExecutionProvider":  # say where it ran when that is not the CPU
-            self.name += f" ({first.removesuffix('ExecutionProvider').lower()})"
+        self.name = self.label()
+
+    def label(self) -> str:
+        return f"{self.backend} {self.export.precision}" if self.export else self.backend
 
     def prepare(self, shape: Shape) -> Callable[[], object]:
         feeds = engine_feeds(self.runner.input_specs(), self.export, shape)
@@ -134,7 +137,7 @@ class OnnxRuntimeBackend(BenchBackend):
         return lambda: runner.infer(feeds, check=False)
 
     def info(self) -> dict[str, Any]:
-        return {"file": str(self.path), "providers": self.runner.providers,
+        return {"file": str(self.path), "backend": self.backend,
                 "precision": self.export.precision if self.export else "unknown",
                 "threads": self.threads or "default"}
 
@@ -143,11 +146,29 @@ class OnnxRuntimeBackend(BenchBackend):
             self.runner.close()
 
 
+class OnnxRuntimeBackend(RunnerBackend):
+    """The raw ONNX Runtime session, labelled with the provider when it is not the CPU."""
+
+    def __init__(self, path: str | Path, *, threads: int | None = None,
+                 providers: str | None = None) -> None:
+        super().__init__(path, backend="onnxruntime", threads=threads,
+                         options={"providers": providers} if providers else None)
+
+    def label(self) -> str:
+        first = self.runner.providers[0]
+        where = "" if first == "CPUExecutionProvider" else \
+            f" ({first.removesuffix('ExecutionProvider').lower()})"
+        return super().label() + where
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "providers": self.runner.providers}
+
+
 def export_info_or_none(runner: Any, path: Path) -> ExportInfo | None:
     """The ONNX's segdeploy metadata, or None: a foreign ONNX still benchmarks (its shapes come
     from --shape), just without a precision label."""
     try:
-        return ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+        return ExportInfo.from_metadata_props(runner.metadata(), source=str(path))
     except Exception:
         return None
 
@@ -183,9 +204,10 @@ class SegmenterBackend(BenchBackend):
 
     def open(self) -> None:
         from segdeploy.runtime import Segmenter
+        from segdeploy.runtime.backends import backend_for
 
         kw: dict[str, Any] = dict(self.options)
-        if is_onnx(self.path) and self.threads:
+        if self.threads and "threads" in backend_for(self.path).accepted_options:
             kw["threads"] = self.threads
         self.seg = Segmenter.load(self.path, **kw)
         self.name = f"segmenter {self.seg.runner.name} {self.seg.info.precision}"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, is_plan
 from segdeploy.bench.backends import (
     BenchBackend,
     OnnxRuntimeBackend,
     PyTorchBackend,
+    RunnerBackend,
     SegmenterBackend,
     Shape,
 )
@@ -21,64 +22,120 @@ from segdeploy.bench.timing import check_loop_settings, summarize, trust_warning
 from segdeploy.dims import parse_dims
 from segdeploy.errors import DeviceError, MissingDependencyError, SegdeployError, UsageError
 
-BACKEND_NAMES = ("pytorch", "onnxruntime", "openvino", "segmenter", "tensorrt")
+#: bench-only entries around the runtime's backend table: the PyTorch baseline and
+#: Segmenter.predict end to end
+BASELINE, END_TO_END = "pytorch", "segmenter"
+
+
+def bench_backend_names() -> tuple[str, ...]:
+    """What `--backend` takes: the runtime's table (runtime/backends.py) plus the two above."""
+    from segdeploy.runtime.backends import backend_names
+
+    return (BASELINE, *backend_names(), END_TO_END)
 
 
 def parse_shape(text: str, channels: int) -> Shape:
     """'1x3x256x256' (NxCxHxW) or '256x256' (HxW, batch 1, the model's channels)."""
     dims = parse_dims(text, ranks=(4, 2), what="--shape")
     if len(dims) == 2:
-        dims = (1, channels, *dims)
-    return dims  # type: ignore[return-value]
+        return (1, channels, dims[0], dims[1])
+    return (dims[0], dims[1], dims[2], dims[3])
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Settings for the backends bench builds: CPU threads, TensorRT CUDA graphs on/off,
+    OpenVINO precision hints (None: what the CPU runs natively)."""
+
+    threads: int | None = None
+    cuda_graphs: tuple[bool, ...] = (False, True)
+    openvino_precisions: tuple[str, ...] | None = None
+
+
+def _openvino(path: Path, opts: BenchOptions) -> list[BenchBackend]:
+    from segdeploy.bench.openvino import OpenVINOBackend, default_precisions
+
+    return [OpenVINOBackend(path, precision=p, threads=opts.threads)
+            for p in (opts.openvino_precisions or default_precisions())]
+
+
+def _tensorrt(path: Path, opts: BenchOptions) -> list[BenchBackend]:
+    from segdeploy.bench.tensorrt import TensorRTBackend
+
+    return [TensorRTBackend(path, cuda_graph=g) for g in opts.cuda_graphs]
+
+
+#: backends that bench times in their own way (precision sweeps, phases, CUDA graphs); any
+#: other row of the runtime table is timed by RunnerBackend
+SPECIALISED: dict[str, Callable[[Path, BenchOptions], list[BenchBackend]]] = {
+    "onnxruntime": lambda path, opts: [OnnxRuntimeBackend(path, threads=opts.threads)],
+    "openvino": _openvino,
+    "tensorrt": _tensorrt,
+}
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How long each backend runs at each shape: warm-up, then a count or a duration."""
+
+    warmup: int
+    iterations: int | None
+    duration: float | None
+    min_iterations: int = 1
+
+    @property
+    def total(self) -> float:
+        """The progress bar's total: iterations, or seconds."""
+        return float(self.iterations) if self.iterations is not None else float(
+            self.duration or 1.0)
 
 
 def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
-                  names: Sequence[str] | None, *, threads: int | None = None,
-                  cuda_graphs: Sequence[bool] = (False, True),
-                  openvino_precisions: Sequence[str] | None = None
+                  names: Sequence[str] | None, options: BenchOptions | None = None
                   ) -> tuple[list[BenchBackend], dict[str, str]]:
     """The backends to run for these files, and those asked for that cannot run (with why).
 
     names=None means every backend these files allow; an explicit name that no file allows
     is a UsageError.
     """
-    wanted = list(names) if names else list(BACKEND_NAMES)
-    unknown = [n for n in wanted if n not in BACKEND_NAMES]
+    from segdeploy.runtime.backends import backends_opening, get_backend
+
+    opts = options or BenchOptions()
+    known = bench_backend_names()
+    wanted = list(names) if names else list(known)
+    unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise UsageError(f"unknown backend {unknown[0]!r}", expected=", ".join(BACKEND_NAMES))
+        raise UsageError(f"unknown backend {unknown[0]!r}", expected=", ".join(known))
     backends: list[BenchBackend] = []
     skipped: dict[str, str] = {}
-    if "pytorch" in wanted:
+    if BASELINE in wanted:
         if checkpoint is not None:
-            backends.append(PyTorchBackend(checkpoint, threads=threads))
+            backends.append(PyTorchBackend(checkpoint, threads=opts.threads))
         elif names:
             raise UsageError("--backend pytorch needs the model's weights",
                              fix="add --checkpoint MODEL.pt")
-    onnx = [Path(e) for e in engines if is_onnx(e)]
-    plans = [Path(e) for e in engines if is_plan(e)]
-    other = [str(e) for e in engines if Path(e) not in onnx + plans]
+    files = [Path(e) for e in engines]
+    other = [str(p) for p in files if not backends_opening(p)]
     if other:
+        from segdeploy.runtime.backends import all_suffixes
+
         raise UsageError(f"cannot tell the engine type of {other[0]}",
-                         expected=f".onnx or one of {', '.join(PLAN_SUFFIXES)}")
-    for path in onnx:
-        if "onnxruntime" in wanted:
-            backends.append(OnnxRuntimeBackend(path, threads=threads))
-        if "openvino" in wanted:
-            from segdeploy.bench.openvino import OpenVINOBackend, default_precisions
-
-            backends.extend(OpenVINOBackend(path, precision=p, threads=threads)
-                            for p in (openvino_precisions or default_precisions()))
-        if "segmenter" in wanted:
-            backends.append(SegmenterBackend(path, threads=threads))
-    if "tensorrt" in wanted and not plans and names:
-        skipped["tensorrt"] = "needs a TensorRT plan: build one with `segdeploy build MODEL.onnx`"
-    for path in plans:
-        if "tensorrt" in wanted:
-            from segdeploy.bench.tensorrt import TensorRTBackend
-
-            backends.extend(TensorRTBackend(path, cuda_graph=g) for g in cuda_graphs)
-        if "segmenter" in wanted:
-            backends.append(SegmenterBackend(path))
+                         expected=f"a file ending in {', '.join(all_suffixes())}")
+    for path in files:
+        for spec in backends_opening(path):
+            if spec.name in wanted:
+                make = SPECIALISED.get(spec.name)
+                backends.extend(make(path, opts) if make else
+                                [RunnerBackend(path, backend=spec.name, threads=opts.threads)])
+        if END_TO_END in wanted:
+            backends.append(SegmenterBackend(path, threads=opts.threads))
+    for name in (n for n in wanted if names and n not in (BASELINE, END_TO_END)):
+        spec = get_backend(name)
+        if not any(spec.opens(p) for p in files):
+            how = (": build one with `segdeploy build MODEL.onnx`" if spec.name == "tensorrt"
+                   else "")
+            skipped[spec.name] = (f"needs a {' / '.join(spec.suffixes)} file"
+                                  f" ({spec.summary}){how}")
     if not backends:
         raise UsageError("nothing to benchmark",
                          expected="--engine MODEL.onnx|.plan and/or --checkpoint MODEL.pt "
@@ -106,7 +163,7 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
     results: list[BackendResult] = []
     skipped: dict[str, str] = {}
     opened: list[BenchBackend] = []
-    plan = (warmup, iterations, duration, min_iterations)
+    plan = LoopPlan(warmup, iterations, duration, min_iterations)
     try:
         for backend in backends:
             try:
@@ -130,7 +187,7 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
             for backend in alone:
                 for shape in shapes:
                     try:
-                        results.append(_one(backend, shape, bar, *plan))
+                        results.append(_one(backend, shape, bar, plan))
                     except SegdeployError as exc:
                         if not skip_failures:
                             raise
@@ -148,11 +205,24 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
     return report
 
 
+def _stepper(bar: Any, label: str, plan: LoopPlan) -> tuple[Callable[[int, float], None],
+                                                             Callable[[], None]]:
+    """(on_step, finish) callbacks that move one progress task (no-ops without a bar)."""
+    if bar is None:
+        return (lambda i, spent: None), (lambda: None)
+    task = bar.add_task(label, total=plan.total)
+
+    def step(i: int, spent: float) -> None:
+        done = i if plan.iterations is not None else min(spent, plan.total)
+        bar.update(task, completed=done)
+
+    return step, lambda: bar.update(task, completed=plan.total)
+
+
 def _round_robin(backends: list[BenchBackend], shape: Shape, bar: Any,
-                 plan: tuple[int, int | None, float | None, int], skipped: dict[str, str],
+                 plan: LoopPlan, skipped: dict[str, str],
                  skip_failures: bool) -> list[BackendResult]:
     """Time every backend at one shape, one iteration of each in turn."""
-    warmup, iterations, duration, min_iterations = plan
     ready: list[tuple[BenchBackend, Any]] = []
     for backend in backends:
         try:
@@ -161,17 +231,10 @@ def _round_robin(backends: list[BenchBackend], shape: Shape, bar: Any,
             if not skip_failures:
                 raise
             skipped[f"{backend.name} {shape_text(shape)}"] = str(exc)
-    total = float(iterations) if iterations is not None else float(duration or 1.0)
-    task = (bar.add_task(f"{len(ready)} backends round-robin {shape_text(shape)}", total=total)
-            if bar is not None else None)
-
-    def step(i: int, spent: float) -> None:
-        if bar is not None:
-            bar.update(task, completed=i if iterations is not None else min(spent, total))
-
-    all_samples = measure_round_robin([fn for _, fn in ready], warmup=warmup,
-                                      iterations=iterations, duration=duration,
-                                      min_iterations=min_iterations, on_round=step)
+    step, _ = _stepper(bar, f"{len(ready)} backends round-robin {shape_text(shape)}", plan)
+    all_samples = measure_round_robin([fn for _, fn in ready], warmup=plan.warmup,
+                                      iterations=plan.iterations, duration=plan.duration,
+                                      min_iterations=plan.min_iterations, on_round=step)
     out = []
     for (backend, _), samples in zip(ready, all_samples, strict=True):
         stats = summarize(samples, batch=shape[0])
@@ -182,21 +245,12 @@ def _round_robin(backends: list[BenchBackend], shape: Shape, bar: Any,
     return out
 
 
-def _one(backend: BenchBackend, shape: Shape, bar: Any, warmup: int, iterations: int | None,
-         duration: float | None, min_iterations: int) -> BackendResult:
-    label = f"{backend.name} {shape_text(shape)}"
-    total = float(iterations) if iterations is not None else float(duration or 1.0)
-    task = bar.add_task(label, total=total) if bar is not None else None
-
-    def step(i: int, spent: float) -> None:
-        if bar is not None:
-            bar.update(task, completed=i if iterations is not None else min(spent, total))
-
-    samples, phases = backend.measure(shape, warmup=warmup, iterations=iterations,
-                                      duration=duration, on_step=step,
-                                      min_iterations=min_iterations)
-    if bar is not None:
-        bar.update(task, completed=total)
+def _one(backend: BenchBackend, shape: Shape, bar: Any, plan: LoopPlan) -> BackendResult:
+    step, finish = _stepper(bar, f"{backend.name} {shape_text(shape)}", plan)
+    samples, phases = backend.measure(shape, warmup=plan.warmup, iterations=plan.iterations,
+                                      duration=plan.duration, on_step=step,
+                                      min_iterations=plan.min_iterations)
+    finish()
     stats = summarize(samples, batch=shape[0])
     info = backend.info()
     warnings = trust_warnings(stats)

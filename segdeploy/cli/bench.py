@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-#: kept in step with segdeploy.bench.harness.BACKEND_NAMES (a test checks)
-BACKENDS = ("pytorch", "onnxruntime", "openvino", "segmenter", "tensorrt")
+from segdeploy.cli.choices import bench_backend_choice, openvino_precision_choice
 
 
 @click.command("bench")
@@ -24,12 +23,12 @@ BACKENDS = ("pytorch", "onnxruntime", "openvino", "segmenter", "tensorrt")
               help="Timed iterations per backend and shape [default: 50].")
 @click.option("--duration", "-t", type=click.FloatRange(min=0, min_open=True),
               help="Measure each backend and shape for this many seconds instead.")
-@click.option("--backend", "-b", "backends", multiple=True, type=click.Choice(BACKENDS),
+@click.option("--backend", "-b", "backends", multiple=True, type=bench_backend_choice(),
               help="Backends to run; repeat for several [default: every one the files allow].")
 @click.option("--cuda-graph", type=click.Choice(["both", "on", "off"]), default="both",
               show_default=True, help="TensorRT: time with CUDA graphs, without, or both.")
 @click.option("--openvino-precision", "ov_precisions", multiple=True,
-              type=click.Choice(["auto", "fp32", "bf16"]),
+              type=openvino_precision_choice(),
               help="OpenVINO inference precisions to time; repeat for several [default: fp32, "
                    "and bf16 where the CPU has AMX-BF16 or AVX-512 BF16].")
 @click.option("--sequential", is_flag=True,
@@ -62,7 +61,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     from rich.console import Console
 
     from segdeploy.atomic import probe_writable
-    from segdeploy.bench.harness import parse_shape, plan_backends, run_bench
+    from segdeploy.bench.harness import BenchOptions, parse_shape, plan_backends, run_bench
     from segdeploy.bench.report import check_plot_path, print_report, write_json, write_plot
     from segdeploy.errors import UsageError, require
 
@@ -84,9 +83,9 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
 
     validate_shapes(parsed, card)
     graphs = {"both": (False, True), "on": (True,), "off": (False,)}[cuda_graph]
-    chosen, skipped = plan_backends(engines, checkpoint, backends or None, threads=threads,
-                                    cuda_graphs=graphs,
-                                    openvino_precisions=ov_precisions or None)
+    chosen, skipped = plan_backends(engines, checkpoint, backends or None,
+                                    BenchOptions(threads=threads, cuda_graphs=graphs,
+                                                 openvino_precisions=ov_precisions or None))
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the table to 80 columns
         console = Console(width=max(console.width, 160))

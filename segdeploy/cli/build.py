@@ -15,9 +15,9 @@ def request_from_options(model: str, *, output: str | None = None, precision: st
                          optimization_level: int | None = None, cache_dir: str | None = None,
                          progress: bool = True, verbose: bool = False) -> Any:
     """The command's options as a BuildRequest; bad values raise UsageError (no TensorRT)."""
-    from segdeploy.build.engine_build import BuildRequest
-    from segdeploy.build.precision import parse_workspace
-    from segdeploy.build.profiles import parse_profile
+    from segdeploy.engine.engine_build import BuildRequest
+    from segdeploy.engine.precision import parse_workspace
+    from segdeploy.engine.profiles import parse_profile
 
     return BuildRequest(
         onnx_path=Path(model), output=Path(output) if output else None, precision=precision,
@@ -68,7 +68,7 @@ def command(model: str, output: str | None, precision: str, profiles: tuple[str,
     """
     from rich.console import Console
 
-    from segdeploy.build.engine_build import build_engine
+    from segdeploy.engine.engine_build import build_engine
 
     err = Console(stderr=True)
     request = request_from_options(

@@ -73,14 +73,16 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _describe_onnx(path: Path) -> dict[str, Any]:
     import onnxruntime as ort
 
+    from segdeploy.errors import first_line
     from segdeploy.manifest import ExportInfo
+    from segdeploy.onnx_metadata import read_metadata_props
 
+    props = read_metadata_props(path)
     try:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ArtifactError(f"{path} is not a loadable ONNX model ({str(exc).splitlines()[0]})",
+        raise ArtifactError(f"{path} is not a loadable ONNX model ({first_line(exc)})",
                             fix="re-export it with `segdeploy export`") from exc
-    props = sess.get_modelmeta().custom_metadata_map
     io = [{"name": t.name, "mode": mode, "dtype": t.type, "shape": list(t.shape)}
           for mode, ts in (("input", sess.get_inputs()), ("output", sess.get_outputs()))
           for t in ts]

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from segdeploy.cli.choices import backend_choice, openvino_precision_choice
 from segdeploy.errors import InputError, UsageError
 
 #: besides the image files datasets read (imaging.IMAGE_SUFFIXES), predict takes Netpbm
@@ -153,9 +154,9 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
                    "engine takes).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None,
               help="Context pixels discarded at each tile side (default tile/8).")
-@click.option("--backend", type=click.Choice(["onnxruntime", "openvino", "tensorrt"]),
+@click.option("--backend", type=backend_choice(),
               default=None, help="Default: from the file suffix (.onnx: ONNX Runtime).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+@click.option("--precision", type=openvino_precision_choice(), default=None,
               help="OpenVINO inference precision [default: auto, the CPU's fastest].")
 @click.option("--providers", default=None,
               help="ONNX Runtime providers, e.g. 'cuda,cpu' (default: CUDA if available).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from segdeploy.cli.choices import backend_choice, openvino_precision_choice
+
 
 @click.command("verify")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
@@ -26,9 +28,9 @@ import click
               help="Largest allowed mIoU drop against the labels, in points [default: 0.5 "
                    "for FP16 engines, unchecked for FP32].")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime CPU threads.")
-@click.option("--backend", type=click.Choice(["onnxruntime", "openvino", "tensorrt"]),
+@click.option("--backend", type=backend_choice(),
               default=None, help="Runtime of the engine [default: from the file suffix].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+@click.option("--precision", type=openvino_precision_choice(), default=None,
               help="OpenVINO inference precision; bf16 is judged like fp16.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report to this JSON file.")

@@ -31,7 +31,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from segdeploy.errors import DataError, InputError
+from segdeploy.errors import DataError, InputError, map_exceptions
 from segdeploy.imaging import IGNORE_INDEX, IMAGE_SUFFIXES, native_channels, read_size
 
 VOC_CLASSES = [
@@ -191,29 +191,29 @@ def _open(path: Path):
 
 def native_mode(path: Path) -> str:
     """'grey' or 'rgb' for an image, from its header only."""
-    try:
+    with map_exceptions({InputError: as_data_error}):
         return native_channels(path)
-    except InputError as exc:
-        raise DataError(exc.what, expected=exc.expected, fix=exc.fix) from exc
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """(H, W) as displayed, from the header, without decoding pixels."""
-    try:
+    with map_exceptions({InputError: as_data_error}):
         return read_size(path)
-    except InputError as exc:
-        raise DataError(exc.what, expected=exc.expected, fix=exc.fix) from exc
 
 
 def read_raw_image(path: Path, grey: bool) -> np.ndarray:
     """The one decoder (imaging.read_image), with DataError naming the file."""
     from segdeploy.imaging import read_image
 
-    try:
+    with map_exceptions({InputError: lambda e: as_data_error(
+            e, fix="re-export the file or remove it from the dataset")}):
         return read_image(path, grey=grey)
-    except InputError as exc:
-        raise DataError(exc.what, expected=exc.expected,
-                        fix="re-export the file or remove it from the dataset") from exc
+
+
+def as_data_error(exc: BaseException, **changes: str | None) -> DataError:
+    """An image's InputError met while reading a dataset is the dataset's DataError."""
+    assert isinstance(exc, InputError)
+    return exc.retyped(DataError, **changes)
 
 
 def read_mask(path: Path, labelmap: Labelmap | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import ArtifactError, UsageError
+from segdeploy.errors import UsageError, first_line
 
 
 @dataclass
@@ -32,22 +32,16 @@ class CardRequest:
 
 def write_card(req: CardRequest) -> tuple[Path, Any]:
     """Check `req` against the graph, write the card; (output path, ExportInfo)."""
-    import onnx
-
     from segdeploy.atomic import atomic_path, check_output_path
-    from segdeploy.export.onnx_export import set_metadata
     from segdeploy.manifest import ExportInfo, ModelCard
+    from segdeploy.onnx_metadata import load_onnx, set_metadata
     from segdeploy.onnx_precision import graph_precision
 
     out = req.output or req.model
     if out.suffix != ".onnx":
         raise UsageError(f"output {out} does not end in .onnx", expected="-o NAME.onnx")
     check_output_path(out)
-    try:
-        model = onnx.load(str(req.model))
-    except Exception as exc:
-        raise ArtifactError(f"{req.model} is not a readable ONNX file ({exc})".splitlines()[0],
-                            fix="check the path") from exc
+    model = load_onnx(req.model, purpose="to write a card into an ONNX file")
     inp, logits = _io(model, req.model)
     c = _channels(inp, req)
     mean, std = _per_channel(req.mean, c, "--mean"), _per_channel(req.std, c, "--std")
@@ -76,7 +70,7 @@ def write_card(req: CardRequest) -> tuple[Path, Any]:
     _fix_class_dim(model, logits.name, len(req.classes))
     set_metadata(model, info.to_metadata_props())
     with atomic_path(out) as tmp:
-        onnx.save(model, str(tmp))
+        tmp.write_bytes(model.SerializeToString())
     return out, info
 
 
@@ -135,8 +129,8 @@ def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None, 
             n = runner.input_specs()[name].shape[0] or 1
             y = next(iter(runner.infer({name: np.zeros((n, c, h, w), np.float32)}).values()))
     except Exception as exc:
-        line = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        raise UsageError(f"ONNX Runtime cannot run {path} at {c}x{h}x{w}: {line[:200]}",
+        raise UsageError(f"ONNX Runtime cannot run {path} at {c}x{h}x{w}: "
+                         f"{first_line(exc, limit=200)}",
                          fix="pass --size-multiple N if the model needs H, W divisible by N"
                          ) from None
     if y.ndim != 4:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import onnx
 
-from segdeploy.errors import ExportError
+from segdeploy.errors import ExportError, first_line
 from segdeploy.export.findings import Finding
 from segdeploy.export.trt_onnx_ops import check_trt_support
 
@@ -29,7 +29,7 @@ def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:  # onnx raises ValidationError / InferenceError / others
-        findings.append(Finding("error", "onnx.checker", _first_line(exc),
+        findings.append(Finding("error", "onnx.checker", first_line(exc, with_type=True),
                                 fix="the exporter produced an invalid graph; report the model"))
         return findings
     try:
@@ -37,7 +37,7 @@ def check_onnx_file(path: str | os.PathLike[str], *, input_name: str = "input",
         onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
                                           data_prop=True)
     except Exception as exc:
-        findings.append(Finding("error", "shape-inference", _first_line(exc),
+        findings.append(Finding("error", "shape-inference", first_line(exc, with_type=True),
                                 fix="the exported graph has inconsistent shapes or types"))
         return findings
     findings.extend(check_io_contract(model, input_name=input_name, output_names=output_names,
@@ -95,8 +95,3 @@ def raise_for_errors(findings: list[Finding], what: str) -> None:
     fixes = "; ".join(dict.fromkeys(f.fix for f in errors if f.fix))
     raise ExportError(f"{what} failed its checks: {detail}", fix=fixes or None)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else text}"[:500]

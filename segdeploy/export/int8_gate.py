@@ -16,8 +16,8 @@ import numpy as np
 
 from segdeploy.errors import DataError
 from segdeploy.manifest import ExportInfo
+from segdeploy.metrics import ConfusionMatrix
 from segdeploy.runtime.preprocess import SizeBox, choose_padding, reflect_pad, to_model_input
-from segdeploy.training.metrics import ConfusionMatrix
 
 
 def spread(n_total: int, n: int) -> list[int]:

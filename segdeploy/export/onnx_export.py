@@ -269,15 +269,6 @@ def _strip_node_metadata(model: onnx.ModelProto) -> None:
         del init.metadata_props[:]
 
 
-def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
-    """Replace segdeploy's metadata_props (other keys are kept)."""
-    keep = [p for p in model.metadata_props if p.key not in props]
-    del model.metadata_props[:]
-    model.metadata_props.extend(keep)
-    for key, value in props.items():
-        model.metadata_props.add(key=key, value=value)
-
-
 _OP_PATTERNS = (r"aten::[A-Za-z0-9_.]+", r"aten\.[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)?",
                 r"torch\.ops\.[A-Za-z0-9_.]+", r"prim::[A-Za-z0-9_]+")
 

@@ -27,6 +27,7 @@ from segdeploy.comparison import (
     nontied,
 )
 from segdeploy.dims import parse_dims
+from segdeploy.errors import first_line
 from segdeploy.imaging import as_hwc_uint8, normalize
 from segdeploy.manifest import ModelCard
 
@@ -152,7 +153,7 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
         picks = np.unique(np.linspace(0, count - 1, num=min(limit, count)).round().astype(int))
         images = [as_hwc_uint8(ds[int(i)][0], card.in_channels) for i in picks]
     except Exception as exc:  # missing optional package, missing folder, unreadable file
-        return [], f"dataset {name!r} is unavailable ({str(exc).splitlines()[0][:160]})"
+        return [], f"dataset {name!r} is unavailable ({first_line(exc, limit=160)})"
     if not fit:
         return images, f"{name} val x{len(images)}"
     fitted = [fit_image(img, card) for img in images]

@@ -18,13 +18,14 @@ import numpy as np
 import onnx
 
 from segdeploy.atomic import atomic_path, check_output_path
-from segdeploy.errors import ExportError, ParityError, UsageError
+from segdeploy.errors import ExportError, ParityError, UsageError, first_line
 from segdeploy.export import parity
 from segdeploy.export.findings import Finding
 from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
 from segdeploy.export.sources import SourceFacts
 from segdeploy.locking import output_lock
 from segdeploy.manifest import ExportInfo
+from segdeploy.onnx_metadata import set_metadata
 
 
 @dataclass
@@ -179,7 +180,7 @@ def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Gra
         preprocess_in_graph=opts.with_preprocess, argmax_in_graph=opts.with_argmax,
         precision="fp32", opset=opts.opset, source_sha256=src.sha256,
         input_layout="NHWC" if opts.with_preprocess else "NCHW")
-    onnx_export.set_metadata(model, info.to_metadata_props())
+    set_metadata(model, info.to_metadata_props())
     tmp32 = stage.stack.enter_context(atomic_path(onnx_path))
     onnx.save(model, str(tmp32))
     del model
@@ -216,7 +217,6 @@ def _sample_feeds(stage: _Stage, card: Any) -> tuple[list[np.ndarray], str]:
 def _convert_fp16(stage: _Stage, graphs: _Graphs, real_feeds: list[np.ndarray],
                   fp16_path: Path) -> None:
     """FP32 -> mixed FP16 (activation ranges measured on the real feeds), written and checked."""
-    from segdeploy.export import onnx_export
     from segdeploy.export.fp16 import convert_to_mixed_fp16
 
     stage.say("converting to mixed FP16")
@@ -226,7 +226,7 @@ def _convert_fp16(stage: _Stage, graphs: _Graphs, real_feeds: list[np.ndarray],
     del model32
     graphs.info16 = ExportInfo.from_dict({**graphs.info.to_dict(), "precision": "fp16",
                                           "fp32_nodes": graphs.fp16_reasons})
-    onnx_export.set_metadata(model16, graphs.info16.to_metadata_props())
+    set_metadata(model16, graphs.info16.to_metadata_props())
     tmp16 = stage.stack.enter_context(atomic_path(fp16_path))
     onnx.save(model16, str(tmp16))
     del model16
@@ -315,9 +315,8 @@ def _ort(make: Any, path: str, *, what: str, card: Any) -> Any:
             "; a model that only works at one size exports with --static-size HxW")
 
     def fail(exc: Exception, when: str) -> ExportError:
-        line = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()),
-                    type(exc).__name__)
-        return ExportError(f"ONNX Runtime cannot run {what}{when}: {line[:300]}",
+        return ExportError(f"ONNX Runtime cannot run {what}{when}: "
+                           f"{first_line(exc, limit=300)}",
                            fix="the exported graph is wrong for this input size" + hint)
 
     try:

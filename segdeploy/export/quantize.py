@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.atomic import atomic_path, check_output_path
-from segdeploy.errors import ArtifactError, ParityError, UsageError, require
+from segdeploy.errors import ArtifactError, ParityError, UsageError, first_line, require
 from segdeploy.export.int8_gate import (
     CalibrationFeeds,
     GateResult,
@@ -85,7 +85,7 @@ def read_info(path: Path) -> tuple[ExportInfo, Any]:
     from segdeploy.runtime import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(path, providers="cpu") as runner:
-        info = ExportInfo.from_metadata_props(runner.custom_metadata(), source=str(path))
+        info = ExportInfo.from_metadata_props(runner.metadata(), source=str(path))
         return info, runner.input_specs()[info.input_name].dtype
 
 
@@ -191,7 +191,7 @@ class _Quantizer:
             quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
             return out
         except Exception as exc:  # noqa: BLE001 - optional step: quantize the graph as is
-            self.notes.append(f"quant_pre_process skipped ({str(exc).splitlines()[0][:120]})")
+            self.notes.append(f"quant_pre_process skipped ({first_line(exc, limit=120)})")
             return source
 
     def candidates(self) -> list[str]:
@@ -226,7 +226,7 @@ def _write(model_path: Path, output: Path, info: ExportInfo, result: QuantizeRes
     """The final QDQ graph with metadata precision=int8, written atomically."""
     import onnx
 
-    from segdeploy.export.onnx_export import set_metadata
+    from segdeploy.onnx_metadata import set_metadata
 
     model = onnx.load(str(model_path))
     reasons = {n: f"kept float: INT8 here cost {result.sensitivity.get(n, 0.0):.3f} agreement "

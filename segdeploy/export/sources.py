@@ -29,7 +29,7 @@ import torch
 
 from segdeploy.artifacts import ONNX_SUFFIXES, PLAN_SUFFIXES
 from segdeploy.digest import sha256_file
-from segdeploy.errors import CheckpointError, UsageError
+from segdeploy.errors import CheckpointError, UsageError, first_line
 from segdeploy.manifest import ModelCard
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -241,5 +241,4 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
+    return first_line(exc, limit=200)

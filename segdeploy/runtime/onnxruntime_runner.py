@@ -19,7 +19,10 @@ from segdeploy.errors import (
     DeviceError,
     InputError,
     MissingDependencyError,
+    SegdeployError,
     UsageError,
+    first_line,
+    map_exceptions,
     require,
 )
 from segdeploy.runtime.device_arrays import DeviceView
@@ -33,11 +36,14 @@ PROVIDER_ALIASES = {
 }
 GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
-_ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(uint8)": np.uint8, "tensor(int8)": np.int8, "tensor(uint16)": np.uint16,
-    "tensor(int16)": np.int16, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
-    "tensor(uint32)": np.uint32, "tensor(uint64)": np.uint64, "tensor(bool)": np.bool_,
+#: ONNX Runtime's type strings -> dtype names (the one table; bfloat16 has no numpy dtype, so
+#: only the engine build, which reads names, can take it)
+ORT_TYPE_NAMES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(uint8)": "uint8", "tensor(int8)": "int8", "tensor(uint16)": "uint16",
+    "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
+    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
+    "tensor(bfloat16)": "bfloat16",
 }
 
 ProviderArg = str | tuple[str, dict[str, Any]]
@@ -45,10 +51,11 @@ ProviderArg = str | tuple[str, dict[str, Any]]
 
 def numpy_dtype(ort_type: str) -> np.dtype:
     """'tensor(float)' -> float32; unsupported element types are an ArtifactError."""
-    if ort_type not in _ORT_TYPES:
+    name = ORT_TYPE_NAMES.get(ort_type)
+    if name is None or name == "bfloat16":
         raise ArtifactError(f"model tensor type {ort_type} is not supported by segdeploy",
-                            expected=f"one of {sorted(_ORT_TYPES)}")
-    return np.dtype(_ORT_TYPES[ort_type])
+                            expected=f"one of {sorted(set(ORT_TYPE_NAMES) - {'tensor(bfloat16)'})}")
+    return np.dtype(name)
 
 
 def resolve_providers(requested: str | Sequence[ProviderArg] | None,
@@ -117,18 +124,6 @@ def _has_entry(options: Any, key: str) -> bool:
     return True
 
 
-def _first_line(exc: BaseException) -> str:
-    """ONNX Runtime's reason on one line: its lines joined (the first alone does not say
-    which dimension was wrong), the "[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :" prefix and
-    the generic advice dropped."""
-    import re
-
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    lines = [ln for ln in lines if not ln.startswith("Please fix either")]
-    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", "; ".join(lines))
-    return text[:500] if text else type(exc).__name__
-
-
 def _load_fix(reason: str) -> str:
     if "external data" in reason.lower():
         return ("the model's external data must be files inside its own folder: "
@@ -189,7 +184,7 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=providers)
         except self._errors as exc:
-            reason = _first_line(exc)
+            reason = first_line(exc, join=True)
             raise ArtifactError(f"ONNX Runtime could not load {self.path} ({reason})",
                                 expected="a complete, valid ONNX file",
                                 fix=_load_fix(reason)) from None
@@ -222,20 +217,20 @@ class OnnxRuntimeRunner(Runner):
         self._require_active()
         return list(self.session.get_providers())
 
-    def custom_metadata(self) -> dict[str, str]:
-        """The ONNX file's metadata_props (read through onnxruntime: no onnx package needed)."""
-        self._require_active()
-        return dict(self.session.get_modelmeta().custom_metadata_map)
+    def metadata(self) -> dict[str, str]:
+        """The ONNX file's metadata_props (segdeploy.onnx_metadata: no session needed)."""
+        from segdeploy.onnx_metadata import read_metadata_props
+
+        return read_metadata_props(self.path)
 
     def size_rule(self) -> SizeRule | None:
         """From the segdeploy metadata when the file has it (cached per session)."""
         self._require_active()
         if self._size_rule is None:
-            from segdeploy.errors import SegdeployError
             from segdeploy.manifest import ExportInfo
 
             try:
-                info = ExportInfo.from_metadata_props(self.custom_metadata())
+                info = ExportInfo.from_metadata_props(self.metadata())
                 self._size_rule = (SizeRule.from_export_info(info),)
             except SegdeployError:
                 self._size_rule = (None,)
@@ -255,17 +250,41 @@ class OnnxRuntimeRunner(Runner):
     # -- inference -------------------------------------------------------------------------
     def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
         has_device = any(isinstance(v, DeviceView) for v in feeds.values())
-        try:
+        shapes = {k: tuple(v.shape) for k, v in feeds.items()}
+        with map_exceptions(self._run_errors(shapes)):
             if not (self._use_binding or has_device):
                 return dict(zip(output_names, self.session.run(output_names, feeds), strict=True))
             return self._infer_bound(feeds, output_names)
-        except self._errors as exc:
-            shapes = {k: tuple(v.shape) for k, v in feeds.items()}
-            raise InputError(
-                f"ONNX Runtime failed on inputs {shapes} ({_first_line(exc)})",
+
+    def _run_errors(self, shapes: dict[str, tuple[int, ...]]) -> dict[Any, Any]:
+        """ONNX Runtime's exceptions at run time, as ours: a failing execution provider or an
+        operator it lacks is the engine's fault, not the caller's input (map_exceptions)."""
+        from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+        def provider(exc: BaseException) -> SegdeployError:
+            return DeviceError(f"ONNX Runtime's execution provider failed on inputs {shapes} "
+                               f"({first_line(exc, join=True)})",
+                               fix="run on the CPU (providers='cpu' / --providers cpu) or "
+                                   "check the GPU driver and the provider's libraries")
+
+        def unsupported(exc: BaseException) -> SegdeployError:
+            return ArtifactError(f"ONNX Runtime cannot run this graph ({first_line(exc)})",
+                                 expected="operators the installed ONNX Runtime implements",
+                                 fix="upgrade onnxruntime or re-export with another --opset")
+
+        def bad_input(exc: BaseException) -> SegdeployError:
+            return InputError(
+                f"ONNX Runtime failed on inputs {shapes} ({first_line(exc, join=True)})",
                 expected="an input size this model supports (see its min_size and "
                          "size_multiple: Segmenter pads to them)",
-                fix="use Segmenter.predict, which pads the image to a supported size") from exc
+                fix="use Segmenter.predict, which pads the image to a supported size")
+
+        mapping: dict[Any, Any] = {}
+        for name, translate in (("EPFail", provider), ("NotImplemented", unsupported)):
+            if hasattr(state, name):
+                mapping[getattr(state, name)] = translate
+        mapping[self._errors] = bad_input
+        return mapping
 
     def _infer_bound(self, feeds: Mapping[str, Any],
                      output_names: list[str]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.errors import ArtifactError, InputError, UsageError, require
+from segdeploy.errors import ArtifactError, InputError, UsageError, first_line, require
 from segdeploy.runtime.device_arrays import DeviceView
 from segdeploy.runtime.runner import Runner, TensorSpec
 
@@ -67,7 +67,6 @@ class OpenVINORunner(Runner):
         self.inference_precision: str | None = None
         self._compiled: Any = None
         self._request: Any = None
-        self._metadata: dict[str, str] = {}
 
     def _activate(self) -> None:
         ov = require_openvino()
@@ -75,7 +74,7 @@ class OpenVINORunner(Runner):
         try:
             model = core.read_model(str(self.path))
         except RuntimeError as exc:
-            raise ArtifactError(f"OpenVINO could not read {self.path} ({_first_line(exc)})",
+            raise ArtifactError(f"OpenVINO could not read {self.path} ({first_line(exc)})",
                                 expected="a complete, valid ONNX file",
                                 fix="re-export it with `segdeploy export CHECKPOINT`") from exc
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
@@ -83,7 +82,6 @@ class OpenVINORunner(Runner):
             config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        self._metadata = _onnx_metadata(self.path)
         self._compiled = core.compile_model(model, self.device, config)
         self._request = self._compiled.create_infer_request()
         self.inference_precision = precision_word(
@@ -92,10 +90,11 @@ class OpenVINORunner(Runner):
     def _deactivate(self) -> None:
         self._request = self._compiled = None
 
-    def custom_metadata(self) -> dict[str, str]:
-        """The ONNX file's metadata_props (read with onnxruntime, which the base install has)."""
-        self._require_active()
-        return dict(self._metadata)
+    def metadata(self) -> dict[str, str]:
+        """The ONNX file's metadata_props (segdeploy.onnx_metadata: no session needed)."""
+        from segdeploy.onnx_metadata import read_metadata_props
+
+        return read_metadata_props(self.path)
 
     def _spec(self, port: Any) -> TensorSpec:
         shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
@@ -116,22 +115,8 @@ class OpenVINORunner(Runner):
             self._request.infer({k: np.ascontiguousarray(v) for k, v in feeds.items()})
         except RuntimeError as exc:
             shapes = {k: tuple(v.shape) for k, v in feeds.items()}
-            raise InputError(f"OpenVINO failed on inputs {shapes} ({_first_line(exc)})",
+            raise InputError(f"OpenVINO failed on inputs {shapes} ({first_line(exc)})",
                              fix="use Segmenter.predict, which pads the image to a "
                                  "supported size") from exc
         return {n: self._request.get_tensor(n).data.copy() for n in output_names}
 
-
-def _onnx_metadata(path: Path) -> dict[str, str]:
-    ort = require("onnxruntime", purpose="to read the ONNX metadata")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), sess_options=options,
-                                   providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

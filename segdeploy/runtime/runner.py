@@ -259,6 +259,11 @@ class Runner(abc.ABC):
         """The model's smallest H/W from its metadata (segdeploy artifacts); None: unknown."""
         return None
 
+    def metadata(self) -> dict[str, str]:
+        """The artifact's model metadata as ONNX metadata_props (the card lives under the
+        "segdeploy" key); {} for a file that carries none. Needs no activation."""
+        return {}
+
     def _as_feed(self, name: str, value: Any) -> np.ndarray | DeviceView:
         """numpy arrays pass as they are; GPU arrays become DeviceViews, other host data numpy."""
         if isinstance(value, np.ndarray):

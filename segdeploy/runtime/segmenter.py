@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.artifacts import PLAN_SUFFIXES, is_onnx, read_plan_manifest
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.geometry import round_down, round_up
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
+from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
@@ -48,38 +48,7 @@ from segdeploy.runtime.preprocess import (
 from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import run_tiled, tile_grid
 
-BACKENDS = {"onnxruntime": "onnxruntime", "ort": "onnxruntime", "onnx": "onnxruntime",
-            "tensorrt": "tensorrt", "trt": "tensorrt", "openvino": "openvino", "ov": "openvino"}
 DEFAULT_TILE = 512
-
-
-def backend_for(path: Path, backend: str | None) -> str:
-    if backend is not None:
-        if backend.lower() not in BACKENDS:
-            raise UsageError(f"unknown backend {backend!r}",
-                             expected="'onnxruntime', 'openvino' or 'tensorrt'")
-        return BACKENDS[backend.lower()]
-    if is_onnx(path):
-        return "onnxruntime"
-    if path.suffix.lower() in PLAN_SUFFIXES:
-        return "tensorrt"
-    raise UsageError(f"cannot tell the backend of {path.name} from its suffix",
-                     expected=f".onnx or one of {', '.join(PLAN_SUFFIXES)}",
-                     fix="rename the file or pass backend='onnxruntime' / 'tensorrt'")
-
-
-def _onnx_runner(kind: str, path: Path, *, providers: Any, threads: int | None,
-                 precision: str | None, options: dict[str, Any]) -> Runner:
-    """The runner of an .onnx file: ONNX Runtime, or OpenVINO on the CPU."""
-    if kind == "onnxruntime":
-        from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(path, providers=providers, threads=threads, **options)
-    if providers is not None:
-        raise UsageError("providers apply to ONNX Runtime only", fix="drop them for OpenVINO")
-    from segdeploy.runtime.openvino_runner import OpenVINORunner
-
-    return OpenVINORunner(path, precision=precision or "auto", threads=threads, **options)
 
 
 class Segmenter:
@@ -137,10 +106,11 @@ class Segmenter:
              memory_budget: int | str | None = None, precision: str | None = None,
              pad_to_stride: bool = True, **options: Any) -> Segmenter:
         """Open an .onnx (ONNX Runtime, or OpenVINO with backend="openvino") or a
-        .plan/.engine (TensorRT) file.
+        .plan/.engine (TensorRT) file; `runtime/backends.py` lists every backend.
 
         providers apply to ONNX Runtime, threads to ONNX Runtime and OpenVINO, precision
-        ("auto" | "fp32" | "bf16") to OpenVINO; other keyword options go to the runner
+        ("auto" | "fp32" | "bf16") to OpenVINO (a backend's `accepted_options`; others are a
+        UsageError); other keyword options go to the runner
         (session_options=, spinning=, io_binding= for ONNX Runtime; cuda_graph=True,
         device=1 for TensorRT). memory_budget (bytes or '4G'; default half the available
         memory): predict() tiles images whose untiled run would need more.
@@ -152,35 +122,13 @@ class Segmenter:
             raise ArtifactError(f"model file {path} does not exist",
                                 fix="check the path; `segdeploy export` writes .onnx files "
                                     "and `segdeploy build` writes .plan files")
-        kind = backend_for(path, backend)
-        if precision is not None and kind != "openvino":
-            raise UsageError(f"precision={precision!r} applies to OpenVINO only",
-                             fix="pass backend='openvino', or drop precision (ONNX Runtime "
-                                 "and TensorRT take the precision of the file)")
-        runner: Runner
-        if kind in ("onnxruntime", "openvino"):
-            runner = _onnx_runner(kind, path, providers=providers, threads=threads,
-                                  precision=precision, options=options)
-            runner.activate()
-            try:
-                info = ExportInfo.from_metadata_props(
-                    runner.custom_metadata(), source=str(path),  # type: ignore[attr-defined]
-                    card_hint=card_hint(runner))
-                return cls(runner, info, memory_budget=memory_budget,
-                           pad_to_stride=pad_to_stride)
-            except BaseException:
-                runner.close()
-                raise
-        if providers is not None or threads is not None:
-            raise UsageError("providers and threads apply to ONNX Runtime only",
-                             fix="drop them for a TensorRT plan")
-        from segdeploy.runtime.tensorrt_runner import TensorRTRunner
-
-        manifest = read_plan_manifest(path)
-        runner = TensorRTRunner(path, manifest=manifest, **options)
+        runner = backend_for(path, backend).runner(path, providers=providers, threads=threads,
+                                                   precision=precision, **options)
         try:
-            return cls(runner, manifest.export, memory_budget=memory_budget,
-                       pad_to_stride=pad_to_stride)
+            runner.activate()
+            info = ExportInfo.from_metadata_props(runner.metadata(), source=str(path),
+                                                  card_hint=card_hint(runner))
+            return cls(runner, info, memory_budget=memory_budget, pad_to_stride=pad_to_stride)
         except BaseException:
             runner.close()
             raise

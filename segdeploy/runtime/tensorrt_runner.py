@@ -162,6 +162,12 @@ class TensorRTRunner(Runner):
     def size_rule(self) -> SizeRule | None:
         return SizeRule.from_export_info(self.manifest.export) if self.manifest else None
 
+    def metadata(self) -> dict[str, str]:
+        """The card from the plan's .plan.json sidecar, as ONNX metadata_props."""
+        if self.manifest is None and self.check_manifest:
+            self.manifest = read_plan_manifest(self.path)
+        return self.manifest.export.to_metadata_props() if self.manifest else {}
+
     def _input_specs(self) -> dict[str, TensorSpec]:
         return {n: TensorSpec(n, dt, spec_shape(self.engine.get_tensor_shape(n)),
                               self._profiles(n))

@@ -1,7 +1,7 @@
-"""Training and evaluation (torch) plus confusion-matrix metrics (numpy only).
+"""Training and evaluation (torch); the numpy-only metrics live in `segdeploy.metrics`.
 
-This package imports no torch at import time, so `segdeploy.training.metrics` stays usable
-from the torch-free runtime. The torch parts load on first use:
+This package imports no torch at import time (the CLI lists its commands without torch);
+the torch parts load on first use:
 
     from segdeploy.training import TrainConfig, train
     result = train(TrainConfig("unet", "brain", width=0.25, epochs=20))
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ConfusionMatrix", "TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "train"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ConfusionMatrix":
-        from segdeploy.training.metrics import ConfusionMatrix
-
-        return ConfusionMatrix
     if name == "TrainConfig":
         from segdeploy.training.config import TrainConfig
 

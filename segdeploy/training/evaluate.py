@@ -27,7 +27,7 @@ import torch
 from segdeploy.errors import UsageError
 from segdeploy.geometry import round_up
 from segdeploy.imaging import normalize
-from segdeploy.training.metrics import ConfusionMatrix
+from segdeploy.metrics import ConfusionMatrix
 
 
 @dataclass(frozen=True)

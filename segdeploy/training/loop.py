@@ -22,12 +22,12 @@ from torch.utils.data.distributed import DistributedSampler
 
 from segdeploy.atomic import check_output_path
 from segdeploy.errors import CheckpointError, DataError, UsageError
+from segdeploy.metrics import ConfusionMatrix
 from segdeploy.training import distributed
 from segdeploy.training.batches import TrainCrops, check_same_size
 from segdeploy.training.config import TrainConfig
 from segdeploy.training.evaluate import Geometry, evaluate
 from segdeploy.training.losses import build_loss
-from segdeploy.training.metrics import ConfusionMatrix
 from segdeploy.training.setup import build_model, make_card, resolve_classes
 
 

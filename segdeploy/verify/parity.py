@@ -1,6 +1,6 @@
 """Parity between a reference (PyTorch) and an engine: numbers per input size, and thresholds.
 
-Pure numpy (plus segdeploy.training.metrics, also numpy): the comparison does not care which
+Pure numpy (plus segdeploy.metrics, also numpy): the comparison does not care which
 backends produced the logits. Per size it reports the absolute logit error (max, mean, p99),
 argmax pixel agreement, per-class IoU between the two argmax masks, and each backend's mIoU
 against the ground-truth labels with the drop (reference - engine, in points).
@@ -16,7 +16,7 @@ import numpy as np
 from segdeploy.comparison import GATES, gate_for
 from segdeploy.dims import parse_dims_list
 from segdeploy.errors import InputError, UsageError
-from segdeploy.training.metrics import ConfusionMatrix
+from segdeploy.metrics import ConfusionMatrix
 
 #: log-spaced histogram of |error| for a bounded-memory p99 (2.3 % relative resolution)
 _EDGES = np.logspace(-12, 4, 1601)

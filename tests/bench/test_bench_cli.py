@@ -128,7 +128,7 @@ def test_bench_plan_without_tensorrt_names_the_extra(brain_onnx, tmp_path: Path,
     from segdeploy.runtime import OnnxRuntimeRunner
 
     with OnnxRuntimeRunner(brain_onnx[1]) as runner:
-        info = ExportInfo.from_metadata_props(runner.custom_metadata())
+        info = ExportInfo.from_metadata_props(runner.metadata())
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"placeholder, not a TensorRT engine")
     manifest = PlanManifest(export=info, tensorrt_version="10.3.0", precision="fp16",

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def brain_plan(brain_onnx, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from segdeploy.build.engine_build import BuildRequest, build_engine
-    from segdeploy.build.profiles import parse_profile
+    from segdeploy.engine.engine_build import BuildRequest, build_engine
+    from segdeploy.engine.profiles import parse_profile
 
     plan = tmp_path_factory.mktemp("brain_plan") / "unet_brain.plan"
     profile = parse_profile("min=1x1x64x64,opt=1x1x197x233,max=2x1x320x320")

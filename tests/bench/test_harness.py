@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from segdeploy.bench.backends import BenchBackend, Shape
-from segdeploy.bench.harness import BACKEND_NAMES, parse_shape, run_bench
+from segdeploy.bench.harness import bench_backend_names, parse_shape, run_bench
 from segdeploy.bench.report import markdown_table, print_report, write_json, write_plot
 from segdeploy.errors import InputError, MissingDependencyError, UsageError
 
@@ -136,10 +136,10 @@ def test_parse_shape() -> None:
             parse_shape(bad, 3)
 
 
-def test_cli_backend_choices_match_harness() -> None:
-    from segdeploy.cli.bench import BACKENDS
+def test_bench_backends_are_the_runtime_table_plus_baseline_and_end_to_end() -> None:
+    from segdeploy.runtime.backends import backend_names
 
-    assert BACKENDS == BACKEND_NAMES
+    assert bench_backend_names() == ("pytorch", *backend_names(), "segmenter")
 
 
 def test_environment_reports_torch_only_when_loaded() -> None:

@@ -31,7 +31,7 @@ def test_construction_is_cheap_and_activation_opens_the_session(tiny_model):
         assert specs["input"].shape == (None, 3, None, None)
         assert specs["input"].dtype == np.float32
         assert list(runner.output_specs()) == ["logits"]
-        assert "segdeploy" in runner.custom_metadata()
+        assert "segdeploy" in runner.metadata()
     assert runner.session is None and not runner.is_active
     runner.close()  # idempotent
 

@@ -39,7 +39,7 @@ def test_openvino_matches_onnxruntime_at_odd_sizes(tiny_model, shape) -> None:
         got, want = r.infer({"input": x})["logits"], ref.infer({"input": x})["logits"]
         assert got.shape == want.shape == (shape[0], 3, *shape[2:])
         np.testing.assert_allclose(got, want, atol=1e-4)
-        assert r.custom_metadata() == ref.custom_metadata()
+        assert r.metadata() == ref.metadata()
         with pytest.raises(Exception, match="dtype"):  # the shared checks run first
             r.infer({"input": x.astype(np.float64)})
 

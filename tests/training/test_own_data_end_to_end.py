@@ -48,7 +48,7 @@ def test_predict_masks_score_what_eval_reports_on_16bit_val_images(tiff_model, t
                                                                     capsys):
     from segdeploy.data import get_dataset
     from segdeploy.export import ExportOptions, run_export
-    from segdeploy.training.metrics import ConfusionMatrix
+    from segdeploy.metrics import ConfusionMatrix
 
     root, ckpt = tiff_model
     main(["eval", str(ckpt), "--json", str(tmp_path / "eval.json"), "--no-progress"])

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.atomic import write_bytes_atomic
-from segdeploy.build.precision import (
+from segdeploy.engine.precision import (
     PrecisionChoice,
     TrtVersion,
     require_fp16_layers,
     summarize_engine_layers,
     trt_only,
 )
-from segdeploy.build.profiles import TRT_DTYPES, IOSpec, ShapeProfile
+from segdeploy.engine.profiles import TRT_DTYPES, IOSpec, ShapeProfile
 from segdeploy.errors import BuildError, DeviceError
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from test_build import tiny_segmentation_onnx
+from test_engine import tiny_segmentation_onnx
 
-from segdeploy.build.engine_build import BuildRequest, prepare_build, read_onnx_facts
+from segdeploy.engine.engine_build import BuildRequest, prepare_build, read_onnx_facts
 from segdeploy.onnx_precision import effective_precision, graph_precision
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_build import tiny_card, tiny_segmentation_onnx
+from test_engine import tiny_card, tiny_segmentation_onnx
 
-from segdeploy.build.profiles import ShapeProfile, parse_profile
-from segdeploy.build.smoke_parity import (
+from segdeploy.comparison import argmax_agreement, class_map
+from segdeploy.engine.profiles import ShapeProfile, parse_profile
+from segdeploy.engine.smoke_parity import (
     check_parity,
     compared_output,
     parity_points,
@@ -15,7 +16,6 @@ from segdeploy.build.smoke_parity import (
     sample_feeds,
     summarize,
 )
-from segdeploy.comparison import argmax_agreement, class_map
 from segdeploy.errors import ParityError
 from segdeploy.manifest import ExportInfo
 from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner

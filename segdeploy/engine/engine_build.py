@@ -24,8 +24,9 @@ from typing import Any
 from segdeploy import __version__
 from segdeploy.artifacts import manifest_text, plan_manifest_path, write_plan_manifest
 from segdeploy.atomic import atomic_path, check_output_path
-from segdeploy.build.engine_cache import EngineCache, cache_key
-from segdeploy.build.precision import (
+from segdeploy.digest import sha256_bytes, sha256_file
+from segdeploy.engine.engine_cache import EngineCache, cache_key
+from segdeploy.engine.precision import (
     HARDWARE_COMPATIBILITY,
     PRECISIONS,
     PrecisionChoice,
@@ -37,8 +38,7 @@ from segdeploy.build.precision import (
     check_supported,
     decide_precision,
 )
-from segdeploy.build.profiles import (
-    ORT_DTYPES,
+from segdeploy.engine.profiles import (
     InputGeometry,
     IOSpec,
     ShapeProfile,
@@ -47,14 +47,19 @@ from segdeploy.build.profiles import (
     io_problems,
     validate_profiles,
 )
-from segdeploy.build.smoke_parity import (
+from segdeploy.engine.smoke_parity import (
     DEFAULT_THRESHOLD,
     check_parity,
     run_parity,
     sample_feeds,
 )
-from segdeploy.digest import sha256_bytes, sha256_file
-from segdeploy.errors import ArtifactError, BuildError, MissingDependencyError, UsageError
+from segdeploy.errors import (
+    ArtifactError,
+    BuildError,
+    MissingDependencyError,
+    UsageError,
+    first_line,
+)
 from segdeploy.manifest import ExportInfo, PlanManifest
 from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -129,21 +134,22 @@ def read_onnx_facts(path: Path) -> OnnxFacts:
     """I/O specs and segdeploy metadata of an ONNX file; ArtifactError when unreadable."""
     import onnxruntime as ort
 
+    from segdeploy.onnx_metadata import read_onnx_export_info
+    from segdeploy.runtime.onnxruntime_runner import ORT_TYPE_NAMES
+
+    export = read_onnx_export_info(path)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(f"cannot read ONNX file {path} ({detail})",
+        raise ArtifactError(f"cannot read ONNX file {path} ({first_line(exc, limit=300)})",
                             expected="a valid ONNX model written by `segdeploy export`",
                             fix="re-export it: segdeploy export CHECKPOINT") from exc
-    export = ExportInfo.from_metadata_props(session.get_modelmeta().custom_metadata_map,
-                                            source=str(path))
 
     def spec(arg: Any, mode: str) -> IOSpec:
-        return IOSpec(arg.name, mode, ORT_DTYPES.get(arg.type, arg.type), tuple(arg.shape))
+        return IOSpec(arg.name, mode, ORT_TYPE_NAMES.get(arg.type, arg.type), tuple(arg.shape))
 
     label = None
     actual = _graph_precision(path, export.precision)
@@ -275,7 +281,7 @@ def query_gpu(device: int = 0) -> GpuInfo:
 def build_engine(request: BuildRequest, *,
                  runner_factory: Callable[[Path], Any] | None = None) -> BuildResult:
     """Build, verify and publish MODEL.plan + MODEL.plan.json (see the module docstring)."""
-    from segdeploy.build.network import EngineSettings, build_plan
+    from segdeploy.engine.network import EngineSettings, build_plan
 
     prep = prepare_build(request)
     request = prep.request  # prepare_build settles the precision (an INT8 graph builds INT8)

@@ -1,6 +1,6 @@
 """ONNX -> TensorRT plan (+ `.plan.json`), verified before publishing.
 
-    from segdeploy.build import BuildRequest, build_engine
+    from segdeploy.engine import BuildRequest, build_engine
     result = build_engine(BuildRequest(onnx_path="fcn8s.fp16.onnx"))
 
 Modules: `engine_build` (the orchestration: checks, cache, build, inspect, smoke parity,
@@ -16,14 +16,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segdeploy.build.engine_build import BuildRequest, BuildResult, build_engine
+    from segdeploy.engine.engine_build import BuildRequest, BuildResult, build_engine
 
 __all__ = ["BuildRequest", "BuildResult", "build_engine"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from segdeploy.build import engine_build
+        from segdeploy.engine import engine_build
 
         return getattr(engine_build, name)
-    raise AttributeError(f"module 'segdeploy.build' has no attribute {name!r}")
+    raise AttributeError(f"module 'segdeploy.engine' has no attribute {name!r}")

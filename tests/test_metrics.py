@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segdeploy.errors import InputError
-from segdeploy.training.metrics import ConfusionMatrix
+from segdeploy.metrics import ConfusionMatrix
 
 
 def test_hand_computed_three_classes_with_ignore():
@@ -97,7 +97,7 @@ def test_ignore_index_none_counts_every_pixel():
 
 
 def test_metrics_module_imports_without_torch():
-    code = ("import sys; import segdeploy.training.metrics, segdeploy.training.report, "
+    code = ("import sys; import segdeploy.metrics, segdeploy.training.report, "
             "segdeploy.training; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

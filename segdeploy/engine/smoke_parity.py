@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from segdeploy.build.profiles import Shape, ShapeProfile, format_shape
 from segdeploy.comparison import FP16_MIN_AGREEMENT, argmax_agreement
+from segdeploy.engine.profiles import Shape, ShapeProfile, format_shape
 from segdeploy.errors import ParityError
 from segdeploy.manifest import ExportInfo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segdeploy.build.profiles import (
+from segdeploy.engine.profiles import (
     InputGeometry,
     IOSpec,
     ShapeProfile,

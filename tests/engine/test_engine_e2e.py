@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_build import tiny_segmentation_onnx
+from test_engine import tiny_segmentation_onnx
 
-from segdeploy.build.engine_build import BuildRequest, build_engine, import_tensorrt
-from segdeploy.build.network import _network_flags, parse_onnx
-from segdeploy.build.precision import TrtVersion, decide_precision
-from segdeploy.build.profiles import parse_profile
+from segdeploy.engine.engine_build import BuildRequest, build_engine, import_tensorrt
+from segdeploy.engine.network import _network_flags, parse_onnx
+from segdeploy.engine.precision import TrtVersion, decide_precision
+from segdeploy.engine.profiles import parse_profile
 from segdeploy.errors import BuildError
 from segdeploy.manifest import PlanManifest
 

@@ -3,7 +3,7 @@ with TEST DOUBLES for the TensorRT module, the GPU query and the network build.
 
 TensorRT cannot run here; these doubles stand only for what build_engine asks of them, and
 the engine side of the smoke parity is a real ONNX Runtime session on the same file. This
-checks our code path, never TensorRT itself (tests/build/test_build_e2e.py does that on a GPU).
+checks our code path, never TensorRT itself (tests/engine/test_build_e2e.py does that on a GPU).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import types
 
-from test_build import tiny_segmentation_onnx
+from test_engine import tiny_segmentation_onnx
 
-from segdeploy.build import engine_build, network
-from segdeploy.build.engine_build import BuildRequest, build_engine
+from segdeploy.engine import engine_build, network
+from segdeploy.engine.engine_build import BuildRequest, build_engine
 from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
 

@@ -189,10 +189,7 @@ def validate_profiles(profiles: list[ShapeProfile], geom: InputGeometry) -> list
 
 # ------------------------------------------------------------------------- I/O specs
 
-#: onnxruntime type strings and TensorRT DataType member names -> numpy dtype names
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
-              "tensor(int8)": "int8", "tensor(int32)": "int32", "tensor(int64)": "int64",
-              "tensor(bool)": "bool", "tensor(double)": "float64", "tensor(bfloat16)": "bfloat16"}
+#: TensorRT DataType member names -> numpy dtype names (ONNX Runtime's are ORT_TYPE_NAMES)
 TRT_DTYPES = {"FLOAT": "float32", "HALF": "float16", "UINT8": "uint8", "INT8": "int8",
               "INT32": "int32", "INT64": "int64", "BOOL": "bool", "BF16": "bfloat16",
               "FP8": "float8", "INT4": "int4", "FP4": "fp4"}

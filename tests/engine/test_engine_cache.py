@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from segdeploy.build.engine_cache import EngineCache, cache_key
 from segdeploy.digest import sha256_bytes, sha256_file
+from segdeploy.engine.engine_cache import EngineCache, cache_key
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 

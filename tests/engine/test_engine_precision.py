@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from segdeploy.build.precision import (
+from segdeploy.engine.precision import (
     TrtVersion,
     check_build_options,
     check_hardware_compatibility,

@@ -17,18 +17,18 @@ import numpy as np
 import pytest
 
 from segdeploy.artifacts import plan_manifest_path
-from segdeploy.build.engine_build import (
+from segdeploy.cli.build import request_from_options
+from segdeploy.cli.main import main
+from segdeploy.digest import sha256_file
+from segdeploy.engine.engine_build import (
     BuildRequest,
     build_engine,
     default_plan_path,
     prepare_build,
     read_onnx_facts,
 )
-from segdeploy.build.network import BuildProgress
-from segdeploy.build.profiles import ShapeProfile
-from segdeploy.cli.build import request_from_options
-from segdeploy.cli.main import main
-from segdeploy.digest import sha256_file
+from segdeploy.engine.network import BuildProgress
+from segdeploy.engine.profiles import ShapeProfile
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 
@@ -270,9 +270,9 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     """The TensorRT >= 10 path converts on the fly; ONNX Runtime checks the result here."""
     import onnx
 
-    from segdeploy.build.engine_build import _network_source
-    from segdeploy.build.precision import decide_precision
-    from segdeploy.build.smoke_parity import run_parity
+    from segdeploy.engine.engine_build import _network_source
+    from segdeploy.engine.precision import decide_precision
+    from segdeploy.engine.smoke_parity import run_parity
     from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     prep = prepare_build(BuildRequest(tiny_onnx, profiles=[ShapeProfile(
