@@ -14,8 +14,12 @@ PyTorch on labelled images) all use these definitions, so "FP16 passes" means on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from segdeploy.errors import UsageError
+from segdeploy.precision import Precision
 
 #: FP32 logits must agree to max |diff| <= FP32_RTOL * max(1, max |logit|)
 FP32_RTOL = 1e-4
@@ -25,7 +29,7 @@ FP32_RTOL = 1e-4
 class Gate:
     """What a graph of one precision must reach: agreement as a fraction, mIoU drop in points."""
 
-    precision: str
+    precision: Precision
     min_agreement: float
     max_miou_drop: float | None = None
 
@@ -34,25 +38,47 @@ class Gate:
         return round(100.0 * self.min_agreement, 6)
 
 
-GATES: dict[str, Gate] = {
-    "fp32": Gate("fp32", 0.999, None),
-    "fp16": Gate("fp16", 0.995, 0.5),
-    "int8": Gate("int8", 0.99, 1.0),
+GATES: dict[Precision, Gate] = {
+    Precision.FP32: Gate(Precision.FP32, 0.999, None),
+    Precision.FP16: Gate(Precision.FP16, 0.995, 0.5),
+    Precision.INT8: Gate(Precision.INT8, 0.99, 1.0),
 }
 
 #: the FP16 gate, which export's FP16 check and the build's smoke parity both apply
-FP16_GATE = GATES["fp16"]
+FP16_GATE = GATES[Precision.FP16]
 FP16_MIN_AGREEMENT = FP16_GATE.min_agreement
 
 
-def gate_for(precision: str | None) -> Gate:
-    """The gate of a precision label: 'fp16'/'bf16'/'mixed' -> FP16, 'int8'/'qdq' -> INT8."""
-    text = (precision or "").lower()
-    if "int8" in text or "qdq" in text:
-        return GATES["int8"]
-    if "16" in text or "mixed" in text:
-        return GATES["fp16"]
-    return GATES["fp32"]
+def gate_for(precision: str | Precision | None) -> Gate:
+    """The gate of a precision (Precision.parse reads the label): bf16 is judged as fp16."""
+    return GATES[Precision.parse(precision).gate]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What an engine must reach to pass: agreement in percent, mIoU drop in points (a gate
+    with the user's overrides); verify and quantize judge by it."""
+
+    min_agreement: float
+    max_miou_drop: float | None = None
+
+    @classmethod
+    def for_precision(cls, precision: str | Precision, *, min_agreement: float | None = None,
+                      max_miou_drop: float | None = None) -> Thresholds:
+        """Defaults read from the engine's precision; the user's values win where given."""
+        gate = gate_for(precision)
+        out = cls(gate.min_agreement_percent if min_agreement is None else float(min_agreement),
+                  gate.max_miou_drop if max_miou_drop is None else float(max_miou_drop))
+        if not 0.0 <= out.min_agreement <= 100.0:
+            raise UsageError(f"--min-agreement {out.min_agreement}",
+                             expected="a percentage between 0 and 100 (e.g. 99.5)")
+        if out.max_miou_drop is not None and out.max_miou_drop < 0:
+            raise UsageError(f"--max-miou-drop {out.max_miou_drop}",
+                             expected="0 or more mIoU points (e.g. 0.5)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_agreement": self.min_agreement, "max_miou_drop": self.max_miou_drop}
 
 
 def class_map(output: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ where a dict belongs must fail at load with the field's name, not deep in infere
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 from typing import Any, Union
@@ -49,6 +50,8 @@ def type_problem(value: Any, tp: Any, where: str) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif tp is type(None):
         ok = value is None
+    elif isinstance(tp, type) and issubclass(tp, enum.Enum):  # written as its value
+        ok = isinstance(value, tp) or value in {m.value for m in tp}
     elif isinstance(tp, type):
         ok = isinstance(value, tp)
     else:

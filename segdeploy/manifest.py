@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from segdeploy import __version__
-from segdeploy.errors import ArtifactError
+from segdeploy.errors import ArtifactError, SegdeployError
 from segdeploy.geometry import round_down, round_up
+from segdeploy.precision import Precision
 
 if TYPE_CHECKING:
     from segdeploy.imaging import IntensityMapping
@@ -62,10 +63,19 @@ class ModelCard:
     trained_on: dict[str, Any] = field(default_factory=dict)
     #: validation metrics at the saved epoch
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: [H, W] of a `--static-size` graph (adaptive pooling to fixed bins), else None
+    static_size: list[int] | None = None
     segdeploy_version: str = __version__
     schema_version: int = CARD_SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        legacy = (self.config or {}).get("static_size")
+        if self.static_size is None and legacy:  # cards written before it was a field
+            self.static_size = [int(legacy[0]), int(legacy[1])]
+        if self.static_size is not None and (len(self.static_size) != 2
+                                             or min(self.static_size) < 1):
+            raise ArtifactError(f"model card has static_size {self.static_size!r}",
+                                expected="[H, W] with both >= 1, or null")
         if len(self.classes) != self.num_classes:
             raise ArtifactError(
                 f"model card lists {len(self.classes)} class names for {self.num_classes} classes",
@@ -78,8 +88,6 @@ class ModelCard:
             raise ArtifactError(f"unknown output_mode {self.output_mode!r}",
                                 expected="'same' or 'valid'")
         if self.intensity:
-            from segdeploy.errors import SegdeployError
-
             try:
                 self.intensity_mapping()
             except (SegdeployError, TypeError, ValueError, IndexError) as exc:
@@ -143,9 +151,9 @@ class ModelCard:
             return multiple
         return math.lcm(multiple, max(1, int(self.output_stride)))
 
-    def static_size(self) -> tuple[int, int] | None:
-        """(H, W) of a `--static-size` export (adaptive pooling to fixed bins), else None."""
-        size = (self.config or {}).get("static_size")
+    def fixed_size(self) -> tuple[int, int] | None:
+        """`static_size` as an (H, W) tuple, or None for a dynamic graph."""
+        size = self.static_size
         return (int(size[0]), int(size[1])) if size else None
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +175,7 @@ class ExportInfo:
     input_dtype: str = "float32"
     preprocess_in_graph: bool = False
     argmax_in_graph: bool = False
-    precision: str = "fp32"  # "fp32" or "fp16" (mixed: I/O float32)
+    precision: Precision = Precision.FP32  # fp16: mixed, I/O float32; int8: QDQ
     opset: int = 18
     source_sha256: str = ""
     input_layout: str = "NCHW"
@@ -175,6 +183,9 @@ class ExportInfo:
     fp32_nodes: dict[str, str] = field(default_factory=dict)
     segdeploy_version: str = __version__
     schema_version: int = ONNX_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        self.precision = _precision(self.precision, "ONNX metadata")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -227,7 +238,7 @@ class PlanManifest:
 
     export: ExportInfo
     tensorrt_version: str
-    precision: str  # "fp16" or "fp32"
+    precision: Precision
     #: one dict per optimisation profile: {input_name: {"min": [..], "opt": [..], "max": [..]}}
     profiles: list[dict[str, dict[str, list[int]]]]
     #: [{"name", "mode": "input"|"output", "dtype", "shape"}]
@@ -243,6 +254,9 @@ class PlanManifest:
     segdeploy_version: str = __version__
     schema_version: int = PLAN_SCHEMA_VERSION
 
+    def __post_init__(self) -> None:
+        self.precision = _precision(self.precision, "plan manifest")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -251,6 +265,15 @@ class PlanManifest:
         data = dict(_as_object(data, "plan manifest"))
         export = ExportInfo.from_dict(data.pop("export", {}))
         return _from_dict(cls, {**data, "export": export}, "plan manifest")
+
+
+def _precision(value: Any, what: str) -> Precision:
+    try:
+        return Precision.parse(value)
+    except SegdeployError:
+        raise ArtifactError(f"{what} has precision {value!r}",
+                            expected=" | ".join(p.value for p in Precision),
+                            fix="re-create the artifact with this segdeploy") from None
 
 
 def _as_object(data: Any, what: str) -> dict[str, Any]:

@@ -19,10 +19,18 @@ from segdeploy.comparison import (
 
 @pytest.mark.parametrize(("label", "gate"), [
     ("fp32", "fp32"), (None, "fp32"), ("fp16", "fp16"), ("bf16", "fp16"), ("mixed", "fp16"),
-    ("int8", "int8"), ("QDQ-int8", "int8"),
+    ("int8", "int8"), ("qdq", "int8"), ("float16", "fp16"),
 ])
 def test_gate_for_precision_labels(label: str | None, gate: str) -> None:
     assert gate_for(label) is GATES[gate]
+
+
+def test_a_label_is_read_exactly_not_by_substring() -> None:
+    from segdeploy.errors import UsageError
+
+    for label in ("QDQ-int8", "int16", "fp16x"):  # substring matching took these
+        with pytest.raises(UsageError, match="unknown precision"):
+            gate_for(label)
 
 
 def test_gates_are_ordered_and_fp16_is_the_documented_one() -> None:

@@ -17,13 +17,13 @@ RoundHook = Callable[[int, float], None]
 def measure_round_robin(fns: Sequence[Callable[[], object]], *, warmup: int,
                         iterations: int | None, duration: float | None,
                         min_iterations: int = 1, on_round: RoundHook | None = None,
-                        clock: Callable[[], float] = None,  # type: ignore[assignment]
+                        clock: Callable[[], float] | None = None,
                         max_iterations: int = 1_000_000) -> list[np.ndarray]:
     """Samples in seconds per fn: `warmup` untimed rounds, then timed rounds until
     `iterations` rounds, or until every fn has `duration` seconds and `min_iterations`."""
     import time
 
-    clock = clock or time.perf_counter
+    clock = time.perf_counter if clock is None else clock
     if iterations is None and duration is None:
         iterations = 50
     for _ in range(warmup):

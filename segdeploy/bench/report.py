@@ -28,7 +28,8 @@ def render_table(report: BenchReport) -> Any:
                           ("median", "right"), ("p90", "right"), ("p95", "right"),
                           ("p99", "right"), ("min", "right"), ("max", "right"),
                           ("CV", "right"), ("img/s", "right"), ("speed-up", "right")):
-        table.add_column(name, justify=justify, no_wrap=name in ("backend", "shape"))
+        table.add_column(name, justify=justify,  # type: ignore[arg-type]
+                         no_wrap=name in ("backend", "shape"))
     for shape in report.shapes():
         for r in (r for r in report.results if r.shape == shape):
             s = r.stats

@@ -112,7 +112,7 @@ def _card(engines: tuple[str, ...], checkpoint: str | None, *, need: bool = True
 
     An ONNX without segdeploy metadata (another tool's) needs none when --shape is given:
     None then, and the backends that need a card (segmenter) are skipped saying why."""
-    from segdeploy.errors import ArtifactError
+    from segdeploy.errors import ArtifactError, UsageError
 
     if engines:
         from segdeploy.artifacts import read_export_info
@@ -127,4 +127,6 @@ def _card(engines: tuple[str, ...], checkpoint: str | None, *, need: bool = True
                                     "a card, or a card", fix=exc.fix) from None
     from segdeploy.reference_models.checkpoint import load_checkpoint
 
+    if checkpoint is None:
+        raise UsageError("nothing to benchmark", expected="--engine or --checkpoint")
     return load_checkpoint(checkpoint).card

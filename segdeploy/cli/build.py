@@ -18,9 +18,11 @@ def request_from_options(model: str, *, output: str | None = None, precision: st
     from segdeploy.engine.engine_build import BuildRequest
     from segdeploy.engine.precision import parse_workspace
     from segdeploy.engine.profiles import parse_profile
+    from segdeploy.precision import Precision
 
     return BuildRequest(
-        onnx_path=Path(model), output=Path(output) if output else None, precision=precision,
+        onnx_path=Path(model), output=Path(output) if output else None,
+        precision=Precision.parse(precision),
         profiles=[parse_profile(p) for p in profiles] or None,
         workspace_bytes=parse_workspace(workspace) if workspace else None,
         timing_cache=Path(timing_cache) if timing_cache else None,

@@ -19,7 +19,7 @@ class LazyChoice(click.Choice):
         self._source = source
         super().__init__((), case_sensitive=False)
 
-    @property  # type: ignore[override]
+    @property
     def choices(self) -> tuple[str, ...]:
         return tuple(self._source())
 

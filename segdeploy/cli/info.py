@@ -153,8 +153,8 @@ def _geometry(card: dict[str, Any]) -> str:
     parts = [f"stride {val('output_stride')}", f"min size {val('min_size')}"]
     if (card.get("size_multiple") or 1) > 1:
         parts.append(f"H, W multiples of {card['size_multiple']}")
-    if config.get("static_size"):
-        parts.append("fixed size {}x{}".format(*config["static_size"]))
+    if card.get("static_size"):
+        parts.append("fixed size {}x{}".format(*card["static_size"]))
     parts += [f"output {card.get('output_mode')}", f"trained at {val('train_size')}"]
     return ", ".join(parts)
 

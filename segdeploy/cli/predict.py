@@ -258,8 +258,11 @@ def _predict_nifti(seg: Any, inputs: list[Path], out: Path, had_folder: bool,
     for src, dst in zip(inputs, targets, strict=True):
         with _progress(console, 2) as bar:
             task = bar.add_task(f"{src.name}", total=None)
-            result = predict_volume(seg, src, dst, axis=axis,
-                                    on_slices=lambda n, t=task: bar.advance(t, n))
+
+            def advance(n: int, t: Any = task) -> None:
+                bar.advance(t, n)
+
+            result = predict_volume(seg, src, dst, axis=axis, on_slices=advance)
         share = ", ".join(f"{name} {c / max(sum(result.counts), 1):.1%}"
                           for name, c in zip(seg.classes, result.counts, strict=False))
         console.print(f"wrote {dst} ({'x'.join(map(str, result.shape))}, sliced along voxel "

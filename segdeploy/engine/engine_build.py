@@ -61,19 +61,21 @@ from segdeploy.errors import (
     first_line,
 )
 from segdeploy.manifest import ExportInfo, PlanManifest
+from segdeploy.precision import Precision
 from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
 TENSORRT_FIX = ("pip install 'segdeploy[tensorrt]'; on a Jetson TensorRT comes with JetPack: "
                 "sudo apt install nvidia-jetpack (or python3-libnvinfer for the Python bindings)")
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildRequest:
-    """What the user asked for (the CLI's options, already parsed)."""
+    """What the user asked for (the CLI's options, already parsed); never rewritten:
+    the precision the build settles on is `PreparedBuild.precision`."""
 
     onnx_path: Path
     output: Path | None = None
-    precision: str = "fp16"
+    precision: Precision = Precision.FP16
     profiles: list[ShapeProfile] | None = None
     workspace_bytes: int | None = None
     timing_cache: Path | None = None
@@ -110,6 +112,8 @@ class PreparedBuild:
     facts: OnnxFacts
     geometry: InputGeometry
     profiles: list[ShapeProfile]
+    #: the engine's precision: the request's, or INT8 for a QDQ graph built with the default
+    precision: Precision = Precision.FP16
     fp32_sibling: OnnxFacts | None = None
 
 
@@ -161,7 +165,7 @@ def read_onnx_facts(path: Path) -> OnnxFacts:
                      export=export, opset=_opset(path, export), labelled_precision=label)
 
 
-def _graph_precision(path: Path, label: str) -> str:
+def _graph_precision(path: Path, label: Precision) -> Precision:
     """What the graph computes in (QDQ -> int8, float16 -> fp16); the label without `onnx`."""
     try:
         from segdeploy.onnx_precision import effective_precision
@@ -197,7 +201,8 @@ def sibling_fp32_onnx(path: Path, facts: OnnxFacts) -> OnnxFacts | None:
                    and other.export.card.arch == facts.export.card.arch)
     same_io = [(s.name, s.dtype) for s in other.inputs + other.outputs] == \
         [(s.name, s.dtype) for s in facts.inputs + facts.outputs]
-    return other if other.export.precision == "fp32" and same_source and same_io else None
+    return (other if other.export.precision is Precision.FP32 and same_source and same_io
+            else None)
 
 
 def prepare_build(request: BuildRequest) -> PreparedBuild:
@@ -216,7 +221,8 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
     if plan_path.resolve() == src.resolve():
         raise UsageError(f"output {plan_path} would overwrite the ONNX input",
                          fix="choose another -o path, e.g. MODEL.plan")
-    if request.precision not in PRECISIONS:
+    requested = Precision.parse(request.precision)
+    if requested not in PRECISIONS:
         raise UsageError(f"unknown precision {request.precision!r}",
                          expected="fp16, fp32 or int8")
     if request.optimization_level is not None:
@@ -232,10 +238,11 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
         EngineCache(request.cache_dir).prepare()
 
     facts = read_onnx_facts(src)
-    if facts.export.precision == "int8" and request.precision == "fp16":  # the CLI default
-        request = dataclasses.replace(request, precision="int8")
-    if "int8" in (request.precision, facts.export.precision):
-        decide_precision(10, request.precision, facts.export.precision)  # refuses mismatches
+    precision = requested
+    if facts.export.precision is Precision.INT8 and requested is Precision.FP16:  # CLI default
+        precision = Precision.INT8
+    if Precision.INT8 in (precision, facts.export.precision):
+        decide_precision(10, precision, facts.export.precision)  # refuses mismatches
     if len(facts.inputs) != 1 or len(facts.inputs[0].shape) != 4:
         raise ArtifactError(
             f"{src} has inputs {[(i.name, list(i.shape)) for i in facts.inputs]}",
@@ -245,8 +252,10 @@ def prepare_build(request: BuildRequest) -> PreparedBuild:
                                    name=facts.inputs[0].name)
     profiles = list(request.profiles) if request.profiles else [default_profile(geometry)]
     validate_profiles(profiles, geometry)
-    sibling = sibling_fp32_onnx(src, facts) if facts.export.precision == "fp16" else None
-    return PreparedBuild(request, plan_path, manifest_path, facts, geometry, profiles, sibling)
+    sibling = (sibling_fp32_onnx(src, facts) if facts.export.precision is Precision.FP16
+               else None)
+    return PreparedBuild(request, plan_path, manifest_path, facts, geometry, profiles,
+                         precision, sibling)
 
 
 def import_tensorrt() -> Any:
@@ -284,7 +293,7 @@ def build_engine(request: BuildRequest, *,
     from segdeploy.engine.network import EngineSettings, build_plan
 
     prep = prepare_build(request)
-    request = prep.request  # prepare_build settles the precision (an INT8 graph builds INT8)
+    request = prep.request
     trt = import_tensorrt()
     version = TrtVersion.parse(trt.__version__)
     check_supported(version)
@@ -293,7 +302,7 @@ def build_engine(request: BuildRequest, *,
                         optimization_level=request.optimization_level)
     gpu = query_gpu()
     check_hardware_compatibility(request.hardware_compatibility, gpu.compute_capability)
-    choice = decide_precision(version.major, request.precision, prep.facts.export.precision,
+    choice = decide_precision(version.major, prep.precision, prep.facts.export.precision,
                             fp32_sibling=prep.fp32_sibling is not None)
     source = prep.fp32_sibling if choice.onnx_source == "fp32-sibling" else prep.facts
     assert source is not None
@@ -311,7 +320,7 @@ def build_engine(request: BuildRequest, *,
 
     export, onnx_input = _network_source(choice, prep, source)
     settings = EngineSettings(
-        input_name=prep.geometry.name, profiles=prep.profiles, precision=request.precision,
+        input_name=prep.geometry.name, profiles=prep.profiles, precision=prep.precision,
         workspace_bytes=request.workspace_bytes, timing_cache=request.timing_cache,
         version_compatible=request.version_compatible,
         hardware_compatibility=request.hardware_compatibility,
@@ -327,7 +336,7 @@ def build_engine(request: BuildRequest, *,
         raise BuildError("the engine does not match the ONNX: " + "; ".join(problems),
                          fix="report this with the ONNX file and TensorRT version")
     manifest = PlanManifest(
-        export=export, tensorrt_version=str(version), precision=request.precision,
+        export=export, tensorrt_version=str(version), precision=prep.precision,
         profiles=[{prep.geometry.name: p.to_dict()} for p in prep.profiles],
         io=[s.to_dict() for s in built.io], onnx_sha256=prep.facts.sha256,
         gpu_name=gpu.name, compute_capability=gpu.compute_capability,
@@ -368,7 +377,7 @@ def _network_source(choice: PrecisionChoice, prep: PreparedBuild,
     into the manifest.
     """
     if choice.onnx_source != "convert-to-fp16":
-        return dataclasses.replace(source.export, precision=prep.request.precision), source.path
+        return dataclasses.replace(source.export, precision=prep.precision), source.path
     try:
         import onnx
 
@@ -380,7 +389,7 @@ def _network_source(choice: PrecisionChoice, prep: PreparedBuild,
                 "pip install 'segdeploy[torch]'") from exc
     feeds = [sample_feeds(source.export, p.opt, seed=i) for i, p in enumerate(prep.profiles)]
     model, kept = convert_to_mixed_fp16(onnx.load(str(source.path)), feeds)
-    export = dataclasses.replace(source.export, precision="fp16", fp32_nodes=dict(kept))
+    export = dataclasses.replace(source.export, precision=Precision.FP16, fp32_nodes=dict(kept))
     return export, model.SerializeToString()
 
 

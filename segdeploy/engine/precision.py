@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from segdeploy.errors import ArtifactError, BuildError, UsageError
+from segdeploy.precision import Precision
 
-PRECISIONS = ("fp16", "fp32", "int8")
+PRECISIONS = (Precision.FP16, Precision.FP32, Precision.INT8)
 HARDWARE_COMPATIBILITY = {"ampere+": "AMPERE_PLUS", "same-cc": "SAME_COMPUTE_CAPABILITY"}
 OPTIMIZATION_LEVELS = range(0, 6)
 

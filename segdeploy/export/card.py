@@ -49,21 +49,20 @@ def write_card(req: CardRequest) -> tuple[Path, Any]:
     if k is not None and k != len(req.classes):
         raise UsageError(f"--classes names {len(req.classes)} classes but {req.model} outputs "
                          f"{k} channels ({logits.name})", expected=f"{k} comma-separated names")
-    fixed = (_dim(inp, 2), _dim(inp, 3))
-    static = fixed if None not in fixed else None
+    fh, fw = _dim(inp, 2), _dim(inp, 3)
+    static: tuple[int, int] | None = (fh, fw) if fh is not None and fw is not None else None
     m = req.size_multiple or 1
     mode = _output_mode(req.model, inp.name, c, static, m, len(req.classes))
     unknown = ["output_stride", "min_size", "train_size"]
     config: dict[str, Any] = {"source": "segdeploy card", "unknown": unknown}
-    if static:
-        config["static_size"] = list(static)
     side = -(-256 // m) * m
     card = ModelCard(arch=req.arch or req.model.stem.split(".")[0],
                      num_classes=len(req.classes), classes=list(req.classes), in_channels=c,
                      config=config, mean=mean, std=std, output_stride=max(m, 1),
                      size_multiple=m, min_size=min(static) if static else max(m, 32),
                      output_mode=mode, train_size=list(static) if static else [side, side],
-                     channel_mode="rgb" if c == 3 else "grey")
+                     channel_mode="rgb" if c == 3 else "grey",
+                     static_size=list(static) if static else None)
     opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 0)
     info = ExportInfo(card=card, input_name=inp.name, output_names=[logits.name],
                       precision=graph_precision(req.model), opset=int(opset))

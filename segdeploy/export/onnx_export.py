@@ -67,7 +67,8 @@ class DeployWrapper(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         if self.preprocess:
-            x = x.permute(0, 3, 1, 2).to(torch.float32) * self.scale + self.shift
+            scale, shift = self.get_buffer("scale"), self.get_buffer("shift")
+            x = x.permute(0, 3, 1, 2).to(torch.float32) * scale + shift
         logits = self.model(x)
         if isinstance(logits, dict):  # torchvision-style {"out": ...}
             logits = logits["out"]
@@ -84,7 +85,7 @@ def output_names(argmax: bool) -> list[str]:
 
 def static_size(card: ModelCard) -> tuple[int, int] | None:
     """The fixed H x W of a `--static-size` export, else None."""
-    return card.static_size()
+    return card.fixed_size()
 
 
 def example_size(card: ModelCard) -> tuple[int, int]:
@@ -176,7 +177,8 @@ def _export_dynamo(wrapper: nn.Module, x: torch.Tensor, names: list[str],
 
 
 def _export_legacy(wrapper: nn.Module, x: torch.Tensor, names: list[str],
-                   spatial: tuple[int, int], opset: int, *, same_size: bool) -> onnx.ModelProto:
+                   spatial: tuple[int, int] | tuple[()], opset: int, *,
+                   same_size: bool) -> onnx.ModelProto:
     axes = {0: "batch", **({spatial[0]: "height", spatial[1]: "width"} if spatial else {})}
     oh, ow = ("height", "width") if same_size else ("out_height", "out_width")
     dynamic_axes = {"input": axes, "logits": {0: "batch", **({2: oh, 3: ow} if spatial else {})}}
@@ -184,7 +186,8 @@ def _export_legacy(wrapper: nn.Module, x: torch.Tensor, names: list[str],
         dynamic_axes["mask"] = {0: "batch", **({1: oh, 2: ow} if spatial else {})}
     buf = io.BytesIO()
     with _native_output_silenced():
-        torch.onnx.export(wrapper, (x,), buf, dynamo=False, opset_version=opset,
+        torch.onnx.export(wrapper, (x,), buf,  # type: ignore[arg-type]  # BytesIO works
+                          dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=names, dynamic_axes=dynamic_axes,
                           do_constant_folding=True, training=torch.onnx.TrainingMode.EVAL)
     return onnx.load_from_string(buf.getvalue())

@@ -88,7 +88,7 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
         n, h, w = (1, *nums) if len(nums) == 2 else (nums[0], nums[2], nums[3])
         if len(nums) == 4 and nums[1] != card.in_channels:
             notes.append(f"{spec}: the model takes {card.in_channels} channels; used those")
-        static = (card.config or {}).get("static_size")
+        static = card.fixed_size()
         fixed = (n, *static) if static else (n, *card.fit_size(h, w))
         if fixed[1:] != (h, w):
             why = ("the graph's static size" if static else
@@ -101,7 +101,7 @@ def parse_sizes(specs: Iterable[str], card: ModelCard) -> tuple[list[tuple[int, 
 
 def default_sizes(card: ModelCard, max_side: int = DEFAULT_MAX_SIDE) -> list[str]:
     c = card.in_channels
-    static = (card.config or {}).get("static_size")
+    static = card.static_size
     if static:  # a fixed-size graph: batch 1 and 2 at its size
         return [f"1x{c}x{static[0]}x{static[1]}", f"2x{c}x{static[0]}x{static[1]}"]
     sizes = [s.format(c=c) for s in DEFAULT_CHECK_SIZES]
@@ -156,8 +156,7 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
         return [], f"dataset {name!r} is unavailable ({first_line(exc, limit=160)})"
     if not fit:
         return images, f"{name} val x{len(images)}"
-    fitted = [fit_image(img, card) for img in images]
-    fitted = [img for img in fitted if img is not None]
+    fitted = [f for img in images if (f := fit_image(img, card)) is not None]
     if not fitted:
         return [], f"dataset {name!r} images are smaller than the model's min size"
     h, w = fitted[0].shape[:2]
@@ -168,7 +167,7 @@ def real_images(card: ModelCard, *, dataset: str | None = None, limit: int = 16,
 def fit_image(img: np.ndarray, card: ModelCard) -> np.ndarray | None:
     """The image at a size the model takes: resized to a static size, else cropped to a
     multiple of size_multiple; None if smaller than min_size."""
-    static = (card.config or {}).get("static_size")
+    static = card.static_size
     fixed = (int(static[0]), int(static[1])) if static else None
     if fixed is not None:
         from PIL import Image

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -24,8 +25,16 @@ from segdeploy.export.findings import Finding
 from segdeploy.export.graph_checks import check_onnx_file, raise_for_errors
 from segdeploy.export.sources import SourceFacts
 from segdeploy.locking import output_lock
-from segdeploy.manifest import ExportInfo
+from segdeploy.manifest import ExportInfo, ModelCard
 from segdeploy.onnx_metadata import set_metadata
+from segdeploy.precision import Precision
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+    from segdeploy.export.onnx_export import DeployWrapper
+    from segdeploy.export.sources import Source
 
 
 @dataclass
@@ -76,9 +85,9 @@ class _Stage:
     """What every stage of one export shares: options, progress bar, timings, temp files."""
 
     opts: ExportOptions
-    console: Any
-    bar: Any
-    task: Any
+    console: Console | None
+    bar: Progress
+    task: TaskID
     stack: contextlib.ExitStack
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -118,7 +127,7 @@ class _Graphs:
 
 
 def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
-               console: Any = None, progress: bool = False) -> ExportResult:
+               console: Console | None = None, progress: bool = False) -> ExportResult:
     """Export `source_path`; raise ExportError / ParityError (after printing) on failure."""
     from segdeploy.export import onnx_export
     from segdeploy.export.sources import load_source
@@ -166,7 +175,8 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
                         stage.findings, stage.timings, stage.notes)
 
 
-def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Graphs:
+def _export_fp32(stage: _Stage, src: Source, wrapper: DeployWrapper,
+                 onnx_path: Path) -> _Graphs:
     """torch -> FP32 ONNX with metadata, written to a temporary path and checked."""
     from segdeploy.export import onnx_export
 
@@ -178,7 +188,7 @@ def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Gra
         card=card, output_names=names,
         input_dtype="uint8" if opts.with_preprocess else "float32",
         preprocess_in_graph=opts.with_preprocess, argmax_in_graph=opts.with_argmax,
-        precision="fp32", opset=opts.opset, source_sha256=src.sha256,
+        precision=Precision.FP32, opset=opts.opset, source_sha256=src.sha256,
         input_layout="NHWC" if opts.with_preprocess else "NCHW")
     set_metadata(model, info.to_metadata_props())
     tmp32 = stage.stack.enter_context(atomic_path(onnx_path))
@@ -191,7 +201,7 @@ def _export_fp32(stage: _Stage, src: Any, wrapper: Any, onnx_path: Path) -> _Gra
     return _Graphs(names=names, info=info, tmp32=tmp32)
 
 
-def _sample_feeds(stage: _Stage, card: Any) -> tuple[list[np.ndarray], str]:
+def _sample_feeds(stage: _Stage, card: ModelCard) -> tuple[list[np.ndarray], str]:
     """Graph inputs made from real images of the model's data (synthetic when unavailable)."""
     from segdeploy.export.onnx_export import example_size, static_size
     from segdeploy.export.samples import sample_images
@@ -238,7 +248,7 @@ def _convert_fp16(stage: _Stage, graphs: _Graphs, real_feeds: list[np.ndarray],
     stage.done("check_fp16")
 
 
-def _parity(stage: _Stage, card: Any, wrapper: Any, graphs: _Graphs,
+def _parity(stage: _Stage, card: ModelCard, wrapper: DeployWrapper, graphs: _Graphs,
             real_feeds: list[np.ndarray], source_desc: str) -> parity.ParityReport:
     """ONNX Runtime vs PyTorch at the check sizes (synthetic) and on the sample images."""
     opts = stage.opts
@@ -296,7 +306,7 @@ def _judge(stage: _Stage, report: parity.ParityReport, graphs: _Graphs) -> None:
                 + _parity_fix(bad, graphs.info.card))
 
 
-def _parity_fix(bad: parity.ParityRow, card: Any) -> str:
+def _parity_fix(bad: parity.ParityRow, card: ModelCard) -> str:
     if bad.graph == "fp16":
         return "For FP16, raise precision with a lower --fp16-bound, or use --no-fp16"
     from segdeploy.export.onnx_export import static_size
@@ -307,7 +317,7 @@ def _parity_fix(bad: parity.ParityRow, card: Any) -> str:
     return "Check the model runs deterministically in eval mode"
 
 
-def _ort(make: Any, path: str, *, what: str, card: Any) -> Any:
+def _ort(make: Any, path: str, *, what: str, card: ModelCard) -> Any:
     """An ONNX Runtime runner whose failures (session or run) are one ExportError line."""
     from segdeploy.export.onnx_export import static_size
 
@@ -360,7 +370,7 @@ def _checks(path: Path, names: list[str], trt: bool, label: str, *,
     return out
 
 
-def _fail_on_findings(console: Any, findings: list[Finding], what: str, *,
+def _fail_on_findings(console: Console | None, findings: list[Finding], what: str, *,
                       scripted: bool = False) -> None:
     if console is not None and any(f.level == "error" for f in findings):
         from segdeploy.export.report import findings_table
@@ -386,7 +396,7 @@ def _json_default(obj: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _progress(console: Any, enabled: bool):
+def _progress(console: Console | None, enabled: bool) -> Iterator[Progress]:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),

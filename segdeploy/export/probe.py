@@ -68,7 +68,7 @@ def probe_model(model: Any, channels: int, p: Path, *, size_multiple: int | None
     first_k: int | None = None
     all_smaller = True
     for m in candidates:
-        outs = []
+        outs: list[tuple[int, int] | None] = []
         for hw in sizes_for(m):
             try:
                 k, out = _run(model, channels, hw, p)

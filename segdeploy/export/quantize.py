@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from segdeploy.atomic import atomic_path, check_output_path
+from segdeploy.comparison import Thresholds
 from segdeploy.errors import ArtifactError, ParityError, UsageError, first_line, require
 from segdeploy.export.int8_gate import (
     CalibrationFeeds,
@@ -34,7 +35,7 @@ from segdeploy.export.int8_gate import (
 )
 from segdeploy.export.quantize_defaults import CALIBRATIONS, DEFAULT_CALIBRATION
 from segdeploy.manifest import ExportInfo
-from segdeploy.verify.parity import Thresholds
+from segdeploy.precision import Precision
 
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 QUANT_METADATA_KEY = "segdeploy.quantization"
@@ -231,7 +232,7 @@ def _write(model_path: Path, output: Path, info: ExportInfo, result: QuantizeRes
     model = onnx.load(str(model_path))
     reasons = {n: f"kept float: INT8 here cost {result.sensitivity.get(n, 0.0):.3f} agreement "
                   "points" for n in result.fp32_nodes}
-    new = replace(info, precision="int8", fp32_nodes=reasons)
+    new = replace(info, precision=Precision.INT8, fp32_nodes=reasons)
     props = new.to_metadata_props()
     props[QUANT_METADATA_KEY] = json.dumps({
         "calibration": result.calibration, "calibration_images": options.calibration_images,

@@ -24,7 +24,8 @@ def parity_table(report: ParityReport) -> Any:
     for col, justify in (("graph", "left"), ("inputs", "left"), ("out", "left"),
                          ("max|d|", "right"), ("p99|d|", "right"), ("argmax", "right"),
                          ("off ties", "right"), ("ok", "left")):
-        table.add_column(col, justify=justify, overflow="fold", no_wrap=col != "inputs")
+        table.add_column(col, justify=justify,  # type: ignore[arg-type]
+                         overflow="fold", no_wrap=col != "inputs")
     for r in report.rows:
         result = {True: "[green]pass[/]", False: "[bold red]FAIL[/]", None: "info"}[r.passed]
         table.add_row(r.graph, r.inputs, r.output, _fmt(r.max_abs, ".1e"),

@@ -228,15 +228,14 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
     unknown = [name for name, given in (("output_stride", facts.stride),
                                         ("min_size", None), ("train_size", None)) if not given]
     config: dict[str, Any] = {"source": p.name, "unknown": unknown}
-    if facts.static_size:
-        config["static_size"] = list(facts.static_size)
     size = list(facts.static_size) if facts.static_size else [-(-256 // m) * m] * 2
     card = ModelCard(arch=facts.arch or p.stem.split(".")[0], num_classes=k, classes=classes,
                      in_channels=c, config=config, mean=[float(v) for v in mean],
                      std=[float(v) for v in std], output_stride=stride, size_multiple=m,
                      min_size=max(m, 32) if not facts.static_size else min(facts.static_size),
                      output_mode=probe.output_mode, train_size=size,
-                     channel_mode="rgb" if c == 3 else "grey")
+                     channel_mode="rgb" if c == 3 else "grey",
+                     static_size=list(facts.static_size) if facts.static_size else None)
     return card, notes
 
 

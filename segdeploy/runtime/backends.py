@@ -41,6 +41,8 @@ class BackendSpec:
     device: str = "cpu"
     extra: str | None = None
     summary: str = ""
+    #: the name people write ("ONNX Runtime"), for messages
+    label: str = ""
 
     def opens(self, path: str | os.PathLike[str]) -> bool:
         return Path(path).suffix.lower() in self.suffixes
@@ -53,13 +55,12 @@ class BackendSpec:
                                    ("precision", precision)) if v is not None}
         refused = [k for k in given if k not in self.accepted_options]
         if refused:
-            takers = [s.name for s in BACKENDS.values() if refused[0] in s.accepted_options]
+            takers = [s for s in BACKENDS.values() if refused[0] in s.accepted_options]
+            where = " and ".join(s.label or s.name for s in takers) or "no backend"
             raise UsageError(
-                f"{refused[0]}= does not apply to the {self.name} backend",
-                expected=f"{refused[0]}= only with {' or '.join(takers) or 'no backend'}",
-                fix=f"drop {refused[0]}=, or choose backend="
-                    f"{' / '.join(repr(t) for t in takers)}" if takers else
-                    f"drop {refused[0]}=")
+                f"{refused[0]}= applies to {where} only, not to {self.label or self.name}",
+                fix=f"drop {refused[0]}=" + (", or choose backend=" + " / ".join(
+                    repr(s.name) for s in takers) if takers else ""))
         if precision is not None and self.precisions and precision not in self.precisions:
             raise UsageError(f"precision={precision!r} for {self.name}",
                              expected=" | ".join(self.precisions))
@@ -106,28 +107,18 @@ def backends_opening(path: str | os.PathLike[str]) -> list[BackendSpec]:
 
 
 def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> BackendSpec:
-    """The named backend (checked to open this kind of file) or the file's default."""
+    """The named backend, or the file's default by its suffix. A named backend gets any
+    file: its runner judges the bytes (a plan named model.bin is still a plan), and says
+    what the file is when it is not its kind."""
     path = Path(path)
     if backend is not None:
-        spec = get_backend(backend)
-        if not spec.opens(path):
-            raise UsageError(f"the {spec.name} backend does not open {path.name}",
-                             expected=f"a file ending in {' / '.join(spec.suffixes)}",
-                             fix=_who_opens(path))
-        return spec
+        return get_backend(backend)
     defaults = [s for s in BACKENDS.values() if path.suffix.lower() in s.default_for]
     if not defaults:
         raise UsageError(f"cannot tell the backend of {path.name} from its suffix",
                          expected="a file ending in " + " / ".join(all_suffixes()),
                          fix="`segdeploy info FILE` says what the file is")
     return defaults[0]
-
-
-def _who_opens(path: Path) -> str:
-    names = [s.name for s in backends_opening(path)]
-    if names:
-        return f"use --backend {' or '.join(names)} for this file"
-    return "`segdeploy info FILE` says what the file is"
 
 
 def all_suffixes() -> list[str]:
@@ -158,14 +149,15 @@ def _builtin() -> Mapping[str, BackendSpec]:
         BackendSpec("onnxruntime", _onnxruntime, ONNX_SUFFIXES, aliases=("ort", "onnx"),
                     default_for=ONNX_SUFFIXES,
                     accepted_options=frozenset({"providers", "threads"}),
-                    summary="ONNX Runtime (CPU, or CUDA / TensorRT providers)"),
+                    summary="ONNX Runtime (CPU, or CUDA / TensorRT providers)",
+                    label="ONNX Runtime"),
         BackendSpec("openvino", _openvino, ONNX_SUFFIXES, aliases=("ov",),
                     accepted_options=frozenset({"threads", "precision"}),
                     precisions=("auto", "fp32", "bf16"), extra="openvino",
-                    summary="OpenVINO on Intel/AMD CPUs"),
+                    summary="OpenVINO on Intel/AMD CPUs", label="OpenVINO"),
         BackendSpec("tensorrt", _tensorrt, PLAN_SUFFIXES, aliases=("trt",),
                     default_for=PLAN_SUFFIXES, device="gpu", extra="tensorrt",
-                    summary="a TensorRT plan on an NVIDIA GPU"),
+                    summary="a TensorRT plan on an NVIDIA GPU", label="TensorRT"),
     )}
 
 

@@ -17,7 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -49,6 +49,8 @@ from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import run_tiled, tile_grid
 
 DEFAULT_TILE = 512
+#: what a run returns: class-id masks, or the logits they come from
+Want = Literal["mask", "logits"]
 
 
 class Segmenter:
@@ -162,7 +164,7 @@ class Segmenter:
     def static_size(self) -> tuple[int, int] | None:
         """(H, W) of a `--static-size` graph (adaptive pooling to fixed bins): images are
         resized to it and logits back. Other fixed-shape graphs keep padding and tiling."""
-        return self.card.static_size()
+        return self.card.fixed_size()
 
     @property
     def max_size(self) -> tuple[int | None, int | None]:
@@ -173,6 +175,12 @@ class Segmenter:
                 largest([b.width[1] for b in self._boxes]))
 
     # -- public API ------------------------------------------------------------------------
+    @overload
+    def predict(self, image: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def predict(self, image: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
     def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
         """HxWxC (or HxW) image -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list.
 
@@ -308,7 +316,7 @@ class Segmenter:
         tw = round_down(max_w, self._tile_align) if max_w else DEFAULT_TILE
         return th, tw
 
-    def _run_aligned(self, batch: np.ndarray, want: str) -> np.ndarray:
+    def _run_aligned(self, batch: np.ndarray, want: Want) -> np.ndarray:
         """Pad, infer and crop an N x H x W x C uint8 batch: masks or logits over its pixels."""
         h, w = batch.shape[1:3]
         fixed = self.static_size
@@ -333,7 +341,7 @@ class Segmenter:
                             f"{h}x{w} even with {self._margin} pixels of padding",
                             expected="output_mode 'same', or 'valid' with a centred output")
 
-    def _infer_batch(self, batch: np.ndarray, want: str, box: SizeBox | None = None) -> np.ndarray:
+    def _infer_batch(self, batch: np.ndarray, want: Want, box: SizeBox | None = None) -> np.ndarray:
         """Run an N x H x W x C uint8 batch of a valid size in chunks the engine profile
         allows: N x H' x W' masks (the graph's, or per chunk when there are several) or
         N x K x H' x W' logits, made masks after cropping (the argmax skips the padding)."""
@@ -356,7 +364,7 @@ class Segmenter:
             results.append(out)
         return results[0] if len(results) == 1 else np.concatenate(results)
 
-    def _as_wanted(self, out: np.ndarray, want: str) -> np.ndarray:
+    def _as_wanted(self, out: np.ndarray, want: Want) -> np.ndarray:
         """Cropped `_infer_batch` output -> masks in mask_dtype, or the logits as they are."""
         return as_masks(out, self.mask_dtype) if want == "mask" else out
 

@@ -32,10 +32,11 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]
     h, w = size
     if image.shape[:2] == (h, w):
         return image, mask
-    planes = [np.asarray(Image.fromarray(image[:, :, c]).resize((w, h), Image.BILINEAR))
+    planes = [np.asarray(Image.fromarray(image[:, :, c]).resize((w, h),
+                                                                   Image.Resampling.BILINEAR))
               for c in range(image.shape[2])]
     resized = np.stack(planes, axis=2)
-    m = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
+    m = np.asarray(Image.fromarray(mask).resize((w, h), Image.Resampling.NEAREST))
     return resized, m
 
 
@@ -206,7 +207,7 @@ def _compare_size(model: Any, seg: Any, card: ModelCard, pairs: list[Any],
         images = _stride_pad(np.stack([c[0] for c in chunk]), card, seg.max_size,
                              pad_to_stride and seg.static_size is None)
         masks = np.stack([c[1] for c in chunk])
-        x = to_model_input(images, dtype=np.float32, layout="NCHW", mean=card.mean,
+        x = to_model_input(images, dtype=np.dtype(np.float32), layout="NCHW", mean=card.mean,
                            std=card.std)
         feed = x if np.dtype(spec.dtype) == np.float32 else to_model_input(
             images, dtype=spec.dtype, layout=layout, mean=card.mean, std=card.std)

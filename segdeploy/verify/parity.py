@@ -8,51 +8,17 @@ against the ground-truth labels with the drop (reference - engine, in points).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from segdeploy.comparison import GATES, gate_for
+from segdeploy.comparison import Thresholds
 from segdeploy.dims import parse_dims_list
-from segdeploy.errors import InputError, UsageError
+from segdeploy.errors import InputError
 from segdeploy.metrics import ConfusionMatrix
 
 #: log-spaced histogram of |error| for a bounded-memory p99 (2.3 % relative resolution)
 _EDGES = np.logspace(-12, 4, 1601)
-
-#: default thresholds by engine precision (segdeploy.comparison.GATES): agreement in %,
-#: mIoU drop in points (None: unchecked)
-DEFAULT_THRESHOLDS: dict[str, tuple[float, float | None]] = {
-    name: (gate.min_agreement_percent, gate.max_miou_drop) for name, gate in GATES.items()
-}
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """What an engine must reach to pass: agreement in percent, mIoU drop in points."""
-
-    min_agreement: float
-    max_miou_drop: float | None = None
-
-    @classmethod
-    def for_precision(cls, precision: str, *, min_agreement: float | None = None,
-                      max_miou_drop: float | None = None) -> Thresholds:
-        """Defaults read from the engine's precision; the user's values win where given."""
-        agree, drop = DEFAULT_THRESHOLDS[gate_for(precision).precision]
-        out = cls(agree if min_agreement is None else float(min_agreement),
-                  drop if max_miou_drop is None else float(max_miou_drop))
-        if not 0.0 <= out.min_agreement <= 100.0:
-            raise UsageError(f"--min-agreement {out.min_agreement}",
-                             expected="a percentage between 0 and 100 (e.g. 99.5)")
-        if out.max_miou_drop is not None and out.max_miou_drop < 0:
-            raise UsageError(f"--max-miou-drop {out.max_miou_drop}",
-                             expected="0 or more mIoU points (e.g. 0.5)")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"min_agreement": self.min_agreement, "max_miou_drop": self.max_miou_drop}
-
 
 class SizeComparison:
     """Accumulates reference vs engine logits (and labels) at one input size, image by image."""

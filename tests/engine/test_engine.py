@@ -119,7 +119,7 @@ def test_explicit_profiles_outside_the_model_are_refused(tiny_onnx):
 @pytest.mark.parametrize("make, error, message", [
     (lambda d: d / "missing.onnx", UsageError, "does not exist"),
     (lambda d: (d / "junk.onnx").write_bytes(b"\x00garbage" * 8) and d / "junk.onnx",
-     ArtifactError, "cannot read ONNX file"),
+     ArtifactError, "not a complete ONNX model"),
     (lambda d: tiny_segmentation_onnx(d / "plain.onnx", metadata=False), ArtifactError,
      "no segdeploy metadata"),
 ])

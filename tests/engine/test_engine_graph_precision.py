@@ -52,4 +52,4 @@ def test_qdq_copy_labelled_fp32_builds_as_int8(tmp_path: Path) -> None:
     assert effective_precision(qdq, "fp32")[0] == "int8"
     prep = prepare_build(BuildRequest(qdq))
     assert prep.facts.export.precision == "int8" and prep.facts.labelled_precision == "fp32"
-    assert prep.request.precision == "int8"  # the int8 build plan, not the fp32 label's
+    assert prep.precision == "int8" and prep.request.precision == "fp16"  # settled, not rewritten
