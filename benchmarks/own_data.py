@@ -60,8 +60,8 @@ def val_miou(onnx: Path, data: str, pad_to_stride: bool, *, odd: bool = False
     """Val mIoU with Segmenter.predict; `odd` crops every image to an unaligned size first
     (nuclei's 128x128 tiles are already multiples of both strides)."""
     from segdeploy.data import get_dataset
-    from segdeploy.runtime import Segmenter
     from segdeploy.metrics import ConfusionMatrix
+    from segdeploy.runtime import Segmenter
 
     with Segmenter.load(onnx, pad_to_stride=pad_to_stride) as seg:
         ds = get_dataset(data, "val", channel_mode=seg.card.channel_mode)

@@ -31,6 +31,7 @@ from segdeploy.engine.network import BuildProgress
 from segdeploy.engine.profiles import ShapeProfile
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
+from segdeploy.precision import Precision
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -292,7 +293,6 @@ def test_fp32_onnx_becomes_mixed_fp16_for_strongly_typed_builds(tiny_onnx, tmp_p
     # 8.x parses the FP32 graph (+ FP16 flag); the manifest still records an fp16 engine,
     # since Segmenter.info, `verify` thresholds and `bench` labels read that precision
     assert path == tiny_onnx and kept.precision == "fp16"
-    as_fp32 = dataclasses.replace(prep, request=dataclasses.replace(prep.request,
-                                                                    precision="fp32"))
+    as_fp32 = dataclasses.replace(prep, precision=Precision.FP32)
     kept, path = _network_source(decide_precision(10, "fp32", "fp32"), as_fp32, prep.facts)
     assert path == tiny_onnx and kept.precision == "fp32"
