@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from segdeploy.engine.precision import PRECISIONS as BUILD_PRECISIONS
+
 
 def request_from_options(model: str, *, output: str | None = None, precision: str = "fp16",
                          profiles: tuple[str, ...] = (), workspace: str | None = None,
@@ -35,7 +37,7 @@ def request_from_options(model: str, *, output: str | None = None, precision: st
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Plan to write [default: MODEL.plan beside the ONNX]; MODEL.plan.json too.")
-@click.option("--precision", type=click.Choice(["fp16", "fp32", "int8"]), default="fp16",
+@click.option("--precision", type=click.Choice([p.value for p in BUILD_PRECISIONS]), default="fp16",
               show_default=True, help="An INT8 QDQ ONNX (`segdeploy quantize`) builds as int8.")
 @click.option("--profile", "profiles", multiple=True, metavar="min=NxCxHxW,opt=..,max=..",
               help="An optimisation profile (repeat for several) [default: from the model's "

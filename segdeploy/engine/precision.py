@@ -128,12 +128,12 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
         raise ArtifactError(f"the ONNX metadata names precision {onnx_precision!r}",
                             expected="fp16 or fp32",
                             fix="re-export the model with `segdeploy export`")
-    if requested == "fp32" and onnx_precision == "fp16" and not fp32_sibling:
+    if requested == Precision.FP32 and onnx_precision == Precision.FP16 and not fp32_sibling:
         raise UsageError(
             "an fp32 engine cannot be built from a float16 ONNX",
             expected="the FP32 ONNX (MODEL.onnx) for --precision fp32",
             fix="pass MODEL.onnx instead of MODEL.fp16.onnx, or build with --precision fp16")
-    sibling_needed = requested == "fp32" and onnx_precision == "fp16"
+    sibling_needed = requested == Precision.FP32 and onnx_precision == Precision.FP16
 
     if trt_major >= 10:
         # Strongly typed: the ONNX tensor types are the precision. 11.x has no weak typing at
@@ -142,29 +142,30 @@ def decide_precision(trt_major: int, requested: str, onnx_precision: str, *,
         if sibling_needed:
             return PrecisionChoice("fp32-sibling", flags, (), True,
                                  "fp32 engine built from the FP32 ONNX beside the given one")
-        if requested == "fp16" and onnx_precision == "fp32":
+        if requested == Precision.FP16 and onnx_precision == Precision.FP32:
             return PrecisionChoice("convert-to-fp16", flags, (), True,
                                  "mixed-precision ONNX made from the given FP32 ONNX")
         return PrecisionChoice("given", flags, (), True)
 
     # TensorRT 8.x: weakly typed; FP16 is a builder flag over the FP32 network.
-    fp16 = ("FP16",) if requested == "fp16" else ()
-    if sibling_needed or (requested == "fp16" and onnx_precision == "fp16" and fp32_sibling):
+    fp16 = ("FP16",) if requested == Precision.FP16 else ()
+    both_fp16 = requested == Precision.FP16 and onnx_precision == Precision.FP16
+    if sibling_needed or (both_fp16 and fp32_sibling):
         return PrecisionChoice("fp32-sibling", ("EXPLICIT_BATCH",), fp16, False,
                              "TensorRT 8.x builds from the FP32 ONNX beside the given one")
     note = ""
-    if onnx_precision == "fp16":
+    if onnx_precision == Precision.FP16:
         note = "no FP32 ONNX beside the given float16 one: BuilderFlag.FP16 over the mixed graph"
     return PrecisionChoice("given", ("EXPLICIT_BATCH",), fp16, False, note)
 
 
 def _int8_plan(trt_major: int, requested: str, onnx_precision: str) -> PrecisionChoice:
-    if onnx_precision != "int8":
+    if onnx_precision != Precision.INT8:
         raise UsageError(f"an int8 engine cannot be built from a {onnx_precision} ONNX",
                          expected="an INT8 QDQ ONNX (MODEL.int8.onnx)",
                          fix="run `segdeploy quantize MODEL.onnx --data DATA --symmetric` and "
                              "build MODEL.int8.onnx")
-    if requested == "fp32":
+    if requested == Precision.FP32:
         raise UsageError("an fp32 engine cannot be built from an INT8 ONNX",
                          fix="pass MODEL.onnx for --precision fp32")
     if trt_major >= 10:
@@ -356,14 +357,14 @@ def summarize_engine_layers(info: str | dict[str, Any]) -> LayerSummary:
             summary.foreign += 1
         precision = layer_precision(layer)
         summary.counts[precision] = summary.counts.get(precision, 0) + 1
-        if precision == "fp16" and len(summary.fp16_examples) < 5:
+        if precision == Precision.FP16 and len(summary.fp16_examples) < 5:
             summary.fp16_examples.append(str(layer.get("Name", "?")))
     return summary
 
 
 def require_fp16_layers(summary: LayerSummary, requested: str) -> None:
     """Fail loudly when FP16 was asked and the engine holds no FP16 compute layer."""
-    if requested != "fp16":
+    if requested != Precision.FP16:
         return
     if not summary.detailed:
         raise BuildError("the engine inspector gave no per-layer precision, so FP16 cannot be "

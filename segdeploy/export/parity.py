@@ -30,6 +30,7 @@ from segdeploy.dims import parse_dims
 from segdeploy.errors import first_line
 from segdeploy.imaging import as_hwc_uint8, normalize
 from segdeploy.manifest import ModelCard
+from segdeploy.precision import Precision
 
 DEFAULT_CHECK_SIZES = ("1x{c}x97x131", "2x{c}x197x233", "1x{c}x512x512")  # c: the model's
 DEFAULT_MAX_SIDE = 1024
@@ -240,10 +241,10 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: st
 def _judge(gate: str, finite: bool, a_all: float, a_nontied: float, max_abs: float | None,
            tol: float) -> tuple[str, bool | None]:
     """The threshold text and verdict of one row (None: information only)."""
-    if gate == "fp32":
+    if gate == Precision.FP32:
         return (f"max<={tol:.2g}, argmax=100% off ties",
                 finite and a_nontied == 1.0 and (max_abs is None or max_abs <= tol))
-    if gate == "fp16":
+    if gate == Precision.FP16:
         return f"argmax>={FP16_MIN_AGREEMENT:.1%}", finite and a_all >= FP16_MIN_AGREEMENT
     return "info (finite)", None if finite else False
 

@@ -307,7 +307,7 @@ def _judge(stage: _Stage, report: parity.ParityReport, graphs: _Graphs) -> None:
 
 
 def _parity_fix(bad: parity.ParityRow, card: ModelCard) -> str:
-    if bad.graph == "fp16":
+    if bad.graph == Precision.FP16:
         return "For FP16, raise precision with a lower --fp16-bound, or use --no-fp16"
     from segdeploy.export.onnx_export import static_size
 

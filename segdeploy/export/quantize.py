@@ -102,7 +102,7 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
                             fix="export one with `segdeploy export CHECKPOINT`")
     output = check_output_path(options.output or default_output(source))
     info, dtype = read_info(source)
-    if info.precision != "fp32":
+    if info.precision != Precision.FP32:
         raise ArtifactError(f"{source.name} is a {info.precision} graph",
                             expected="the FP32 ONNX (MODEL.onnx)",
                             fix="quantize MODEL.onnx, not MODEL.fp16.onnx")

@@ -18,6 +18,7 @@ import numpy as np
 from segdeploy.artifacts import is_onnx
 from segdeploy.errors import UsageError
 from segdeploy.manifest import ModelCard
+from segdeploy.precision import Precision
 from segdeploy.runtime.preprocess import PadLayout, SizeBox, reflect_pad
 from segdeploy.verify.parity import SizeComparison, Thresholds, check_thresholds
 
@@ -97,7 +98,7 @@ def _sha256(path: Path) -> str:
 def judged_precision(graph: str, computed: str | None) -> str:
     """The precision a run is judged by: the graph's, or a lower one the runtime computed in
     (an FP32 graph that OpenVINO ran in bf16 is judged like fp16)."""
-    if graph == "fp32" and computed in ("bf16", "fp16"):
+    if graph == Precision.FP32 and computed in ("bf16", "fp16"):
         return computed
     return graph
 
