@@ -81,26 +81,32 @@ class Thresholds:
         return {"min_agreement": self.min_agreement, "max_miou_drop": self.max_miou_drop}
 
 
-def class_map(output: np.ndarray) -> np.ndarray:
-    """Class ids per pixel: argmax over axis 1 of N x K x H x W logits, integer masks as is."""
+def class_map(output: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class ids per pixel: argmax over axis 1 of N x K x H x W logits (one channel: above
+    `threshold`, 0 when None, is class 1), integer masks as is."""
     output = np.asarray(output)
     if output.ndim == 4 and np.issubdtype(output.dtype, np.floating):
+        if output.shape[1] == 1:
+            return (output[:, 0] > (0.0 if threshold is None else threshold)).astype(np.int64)
         return output.argmax(axis=1)
     return output.astype(np.int64)
 
 
-def argmax_agreement(reference: np.ndarray, test: np.ndarray) -> float:
-    """Fraction of pixels whose class is the same in both outputs (0 when shapes differ)."""
-    ref, got = class_map(reference), class_map(test)
+def argmax_agreement(reference: np.ndarray, test: np.ndarray,
+                     threshold: float | None = None) -> float:
+    """Fraction of pixels whose class is the same in both outputs (0 when shapes differ);
+    a binary head's outputs are thresholded first."""
+    ref, got = class_map(reference, threshold), class_map(test, threshold)
     if ref.shape != got.shape or ref.size == 0:
         return 0.0
     return float((ref == got).mean())
 
 
-def top2_margin(logits: np.ndarray) -> np.ndarray:
-    """N x H x W gap between the best and second-best logit (inf with a single class)."""
+def top2_margin(logits: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """N x H x W gap between the best and second-best logit; for one channel (a binary
+    head) the distance to the threshold, which is what a small error can flip."""
     if logits.shape[1] < 2:
-        return np.full(logits.shape[:1] + logits.shape[2:], np.inf)
+        return np.abs(logits[:, 0].astype(np.float64) - (threshold or 0.0))
     top2 = np.partition(logits, -2, axis=1)
     return (top2[:, -1] - top2[:, -2]).astype(np.float64)
 
@@ -111,9 +117,10 @@ def fp32_tolerance(reference_logits: np.ndarray) -> float:
                            reference_logits.size else 1.0)
 
 
-def nontied(reference_logits: np.ndarray, tolerance: float) -> np.ndarray:
+def nontied(reference_logits: np.ndarray, tolerance: float,
+            threshold: float | None = None) -> np.ndarray:
     """N x H x W: pixels whose class cannot flip under errors within `tolerance`."""
-    return top2_margin(reference_logits) >= 2 * tolerance
+    return top2_margin(reference_logits, threshold) >= 2 * tolerance
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,9 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: [H, W] of a `--static-size` graph (adaptive pooling to fixed bins), else None
     static_size: list[int] | None = None
+    #: a binary head: the graph outputs ONE channel and a pixel is class 1 (classes[1]) where
+    #: it is above this value (0.5 on a sigmoid output, 0 on a logit); None: K channels, argmax
+    threshold: float | None = None
     segdeploy_version: str = __version__
     schema_version: int = CARD_SCHEMA_VERSION
 
@@ -76,6 +79,11 @@ class ModelCard:
                                              or min(self.static_size) < 1):
             raise ArtifactError(f"model card has static_size {self.static_size!r}",
                                 expected="[H, W] with both >= 1, or null")
+        if self.threshold is not None and self.num_classes != 2:
+            raise ArtifactError(f"model card has a binary threshold {self.threshold} but "
+                                f"{self.num_classes} classes",
+                                expected="2 classes (background, foreground) for a 1-channel "
+                                         "output, or no threshold")
         if len(self.classes) != self.num_classes:
             raise ArtifactError(
                 f"model card lists {len(self.classes)} class names for {self.num_classes} classes",
@@ -93,6 +101,11 @@ class ModelCard:
             except (SegdeployError, TypeError, ValueError, IndexError) as exc:
                 raise ArtifactError(f"model card has an invalid intensity mapping "
                                     f"{self.intensity!r} ({exc})") from exc
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the graph's logits: 1 for a binary head, else one per class."""
+        return 1 if self.threshold is not None else self.num_classes
 
     def typical_size(self) -> list[int]:
         """The (H, W) inputs will typically have: the training images' size when they all

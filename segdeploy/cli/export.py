@@ -19,8 +19,9 @@ def _names(ctx: click.Context, param: click.Parameter, value: str | None):
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
-    if len(names) < 2:
-        raise click.BadParameter("give at least two comma-separated class names")
+    if not names:
+        raise click.BadParameter("give comma-separated class names (one name: the foreground "
+                                 "of a 1-channel binary model)")
     return names
 
 
@@ -69,7 +70,12 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None):
               help="Fail when an op is not in TensorRT's ONNX operator list.")
 @click.option("--trust-code", is_flag=True,
               help="Allow TorchScript / .pt2 sources (loading them runs code from the file).")
-@click.option("--classes", callback=_names, help="TorchScript/.pt2: class names, a,b,c.")
+@click.option("--classes", callback=_names,
+              help="TorchScript/.pt2: class names, a,b,c (a 1-channel binary model: the "
+                   "foreground's name, or background,foreground).")
+@click.option("--threshold", type=float,
+              help="TorchScript/.pt2 with 1 output channel: foreground above this [default: "
+                   "0.5 when the output is a probability, else 0].")
 @click.option("--num-classes", type=click.IntRange(min=2),
               help="TorchScript/.pt2: class count (checked against the model's output).")
 @click.option("--mean", callback=_floats, help="TorchScript/.pt2: per-channel mean on image/255.")
@@ -90,7 +96,7 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
             classes: list[str] | None, num_classes: int | None, mean: list[float] | None,
             std: list[float] | None, in_channels: int | None, stride: int | None,
             size_multiple: int | None, static_size: tuple[int, int] | None,
-            channels: str | None, progress: bool | None) -> None:
+            channels: str | None, threshold: float | None, progress: bool | None) -> None:
     """Export a checkpoint (or --trust-code TorchScript / .pt2) to ONNX and check it.
 
     Every export is verified: onnx.checker, shape inference, TensorRT's operator list, and
@@ -115,7 +121,7 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     show = console.is_terminal if progress is None else progress
     facts = SourceFacts(classes=classes, num_classes=num_classes, mean=mean, std=std,
                         in_channels=in_channels, stride=stride, size_multiple=size_multiple,
-                        static_size=static_size)
+                        static_size=static_size, threshold=threshold)
     options = ExportOptions(output=output, opset=int(opset), fp16=fp16, fp16_bound=fp16_bound,
                             with_preprocess=with_preprocess, with_argmax=with_argmax,
                             check_sizes=list(check_sizes) or None, max_side=max_side,

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import UsageError, first_line
+from segdeploy.export.binary_head import ends_in_sigmoid, head_classes
 
 
 @dataclass
@@ -28,10 +29,12 @@ class CardRequest:
     size_multiple: int | None = None
     arch: str | None = None
     output: Path | None = None
+    threshold: float | None = None
 
 
 def write_card(req: CardRequest) -> tuple[Path, Any]:
-    """Check `req` against the graph, write the card; (output path, ExportInfo)."""
+    """Check `req` against the graph, write the card; (output path, ExportInfo). The note
+    of a binary head (its threshold) is `info.card.config["binary_note"]`."""
     from segdeploy.atomic import atomic_path, check_output_path
     from segdeploy.manifest import ExportInfo, ModelCard
     from segdeploy.onnx_metadata import load_onnx, set_metadata
@@ -46,27 +49,36 @@ def write_card(req: CardRequest) -> tuple[Path, Any]:
     c = _channels(inp, req)
     mean, std = _per_channel(req.mean, c, "--mean"), _per_channel(req.std, c, "--std")
     k = _dim(logits, 1)
-    if k is not None and k != len(req.classes):
+    if k is not None and k != 1 and k != len(req.classes):
         raise UsageError(f"--classes names {len(req.classes)} classes but {req.model} outputs "
                          f"{k} channels ({logits.name})", expected=f"{k} comma-separated names")
     fh, fw = _dim(inp, 2), _dim(inp, 3)
     static: tuple[int, int] | None = (fh, fw) if fh is not None and fw is not None else None
     m = req.size_multiple or 1
-    mode = _output_mode(req.model, inp.name, c, static, m, len(req.classes))
+    mode, k = _output_mode(req.model, inp.name, c, static, m)
+    classes, threshold, note = head_classes(k, list(req.classes), req.threshold,
+                                            sigmoid=ends_in_sigmoid(model, logits.name),
+                                            source=str(req.model))
+    assert classes is not None
+    if k != 1 and k != len(classes):
+        raise UsageError(f"--classes names {len(classes)} classes but {req.model} outputs "
+                         f"{k} channels", expected=f"{k} comma-separated names")
     unknown = ["output_stride", "min_size", "train_size"]
     config: dict[str, Any] = {"source": "segdeploy card", "unknown": unknown}
+    if note:
+        config["binary_note"] = note
     side = -(-256 // m) * m
     card = ModelCard(arch=req.arch or req.model.stem.split(".")[0],
-                     num_classes=len(req.classes), classes=list(req.classes), in_channels=c,
+                     num_classes=len(classes), classes=classes, in_channels=c,
                      config=config, mean=mean, std=std, output_stride=max(m, 1),
                      size_multiple=m, min_size=min(static) if static else max(m, 32),
                      output_mode=mode, train_size=list(static) if static else [side, side],
                      channel_mode="rgb" if c == 3 else "grey",
-                     static_size=list(static) if static else None)
+                     static_size=list(static) if static else None, threshold=threshold)
     opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 0)
     info = ExportInfo(card=card, input_name=inp.name, output_names=[logits.name],
                       precision=graph_precision(req.model), opset=int(opset))
-    _fix_class_dim(model, logits.name, len(req.classes))
+    _fix_class_dim(model, logits.name, 1 if threshold is not None else len(classes))
     set_metadata(model, info.to_metadata_props())
     with atomic_path(out) as tmp:
         tmp.write_bytes(model.SerializeToString())
@@ -117,9 +129,10 @@ def _per_channel(values: list[float], c: int, flag: str) -> list[float]:
     return [float(v) for v in values]
 
 
-def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None, m: int,
-                 k: int) -> str:
-    """Run once at a size the graph takes: "same" when the output has the input's size."""
+def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None,
+                 m: int) -> tuple[str, int]:
+    """Run once at a size the graph takes: ("same" when the output has the input's size,
+    else "valid"; the output's channels)."""
     from segdeploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     h, w = static or (m * (-(-67 // m) | 1), m * ((-(-67 // m) | 1) + 2))
@@ -134,14 +147,11 @@ def _output_mode(path: Path, name: str, c: int, static: tuple[int, int] | None, 
                          ) from None
     if y.ndim != 4:
         raise UsageError(f"{path} returns shape {tuple(y.shape)} at {c}x{h}x{w}",
-                         expected=f"N x {k} x H x W logits")
-    if y.shape[1] != k:
-        raise UsageError(f"--classes names {k} classes but {path} outputs {y.shape[1]} "
-                         "channels", expected=f"{y.shape[1]} comma-separated names")
+                         expected="N x K x H x W logits")
     if tuple(y.shape[2:]) == (h, w):
-        return "same"
+        return "same", int(y.shape[1])
     if y.shape[2] < h and y.shape[3] < w:
-        return "valid"
+        return "valid", int(y.shape[1])
     raise UsageError(f"{path} returns {y.shape[2]}x{y.shape[3]} logits for a {h}x{w} input",
                      expected="logits of the input's size",
                      fix="pass the --size-multiple the model needs")

@@ -54,6 +54,25 @@ def model_feed(image: np.ndarray, info: ExportInfo, dtype: np.dtype) -> np.ndarr
                           mean=card.mean, std=card.std)
 
 
+def common_crops(images: list[np.ndarray], info: ExportInfo) -> tuple[list[np.ndarray], str]:
+    """Images of one size for calibration (ONNX Runtime's histogram calibrators stack every
+    batch of a tensor, so mixed sizes fail): centre crops to the smallest height and width,
+    kept a size the model takes; images smaller than that are padded by model_feed."""
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) <= 1:
+        return images, ""
+    card = info.card
+    m = max(card.size_multiple, 1)
+    h = max(min(s[0] for s in sizes) // m * m, card.fit_side(1))
+    w = max(min(s[1] for s in sizes) // m * m, card.fit_side(1))
+    out = []
+    for im in images:
+        top, left = max((im.shape[0] - h) // 2, 0), max((im.shape[1] - w) // 2, 0)
+        out.append(im[top:top + h, left:left + w])
+    return out, (f"calibration images have {len(sizes)} sizes: calibrated on centre crops of "
+                 f"{h}x{w}")
+
+
 class CalibrationFeeds:
     """An onnxruntime.quantization CalibrationDataReader over pre-made feeds."""
 

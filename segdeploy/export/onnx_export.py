@@ -44,11 +44,13 @@ class DeployWrapper(nn.Module):
     """
 
     def __init__(self, model: nn.Module | Any, *, mean: Sequence[float], std: Sequence[float],
-                 preprocess: bool = False, argmax: bool = False):
+                 preprocess: bool = False, argmax: bool = False,
+                 threshold: float | None = None):
         super().__init__()
         self.model = model
         self.preprocess = preprocess
         self.argmax = argmax
+        self.threshold = threshold
         m = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         s = torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
         # x * scale + shift == (x / 255 - mean) / std, two ops TensorRT fuses
@@ -74,6 +76,8 @@ class DeployWrapper(nn.Module):
             logits = logits["out"]
         elif isinstance(logits, list | tuple):
             logits = logits[0]
+        if self.argmax and logits.shape[1] == 1:  # a binary head: class 1 above the threshold
+            return logits, (logits[:, 0] > (self.threshold or 0.0)).to(torch.int32)
         if self.argmax:
             return logits, torch.argmax(logits, dim=1).to(torch.int32)
         return logits
@@ -146,7 +150,7 @@ def export_onnx(wrapper: nn.Module, card: ModelCard, *, opset: int = 18,
             raise explain_export_failure(exc, card.arch, kind=kind, static=fixed,
                                          scripted=scripted) from exc
     name_dynamic_dims(model, spatial, same_size=card.output_mode == "same")
-    fix_class_dim(model, card.num_classes)
+    fix_class_dim(model, card.output_channels)
     _strip_node_metadata(model)
     got = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), None)
     if got != opset:

@@ -22,6 +22,7 @@ import numpy as np
 from segdeploy.comparison import (
     FP16_MIN_AGREEMENT,
     FP32_RTOL,
+    class_map,
     fp32_tolerance,
     logit_errors,
     nontied,
@@ -209,18 +210,19 @@ def graph_input(images_nhwc: np.ndarray, card: ModelCard, *, preprocess: bool) -
 # ---------------------------------------------------------------------------- comparison
 
 def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: str,
-            inputs: str, gate: str) -> list[ParityRow]:
-    """Rows comparing every output; `gate` is "fp32", "fp16" or "info"."""
+            inputs: str, gate: str, threshold: float | None = None) -> list[ParityRow]:
+    """Rows comparing every output; `gate` is "fp32", "fp16" or "info"; `threshold`: the
+    card's, for a binary (1-channel) head."""
     logits_ref, logits_got = ref["logits"], got["logits"]
     if logits_ref.shape != logits_got.shape:
         return [ParityRow(graph, inputs, "logits", None, None, 0.0, 0.0, 0.0, 0,
                           f"shape {logits_ref.shape}", False)]
     errors = logit_errors(logits_ref, logits_got)
     tol = fp32_tolerance(logits_ref)
-    off_ties = nontied(logits_ref, tol)
+    off_ties = nontied(logits_ref, tol, threshold)
     rows = []
-    ref_arg = np.argmax(logits_ref, axis=1)
-    for name, pred in (("logits", np.argmax(logits_got, axis=1)), ("mask", got.get("mask"))):
+    ref_arg = class_map(logits_ref, threshold)
+    for name, pred in (("logits", class_map(logits_got, threshold)), ("mask", got.get("mask"))):
         if pred is None:
             continue
         if pred.shape != ref_arg.shape:

@@ -150,7 +150,8 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
         stage.scripted = src.kind == "torchscript" and onnx_export.is_scripted(src.model)
         wrapper = onnx_export.DeployWrapper(src.model, mean=src.card.mean, std=src.card.std,
                                             preprocess=opts.with_preprocess,
-                                            argmax=opts.with_argmax).eval()
+                                            argmax=opts.with_argmax,
+                                            threshold=src.card.threshold).eval()
         stage.done("load")
         graphs = _export_fp32(stage, src, wrapper, onnx_path)
         real_feeds, source_desc = _sample_feeds(stage, src.card)
@@ -266,10 +267,10 @@ def _parity(stage: _Stage, card: ModelCard, wrapper: DeployWrapper, graphs: _Gra
         label = parity.size_label(n, card.in_channels, h, w)
         expected = ref(x)
         report.rows += _timed(parity.compare, expected, run32, x, graph="fp32", inputs=label,
-                              gate="fp32")
+                              gate="fp32", threshold=card.threshold)
         if run16 is not None:
             report.rows += _timed(parity.compare, expected, run16, x, graph="fp16",
-                                  inputs=label, gate="info")
+                                  inputs=label, gate="info", threshold=card.threshold)
         del expected
     stage.done("parity_sizes")
     stage.say("parity on sample images")
@@ -279,7 +280,8 @@ def _parity(stage: _Stage, card: ModelCard, wrapper: DeployWrapper, graphs: _Gra
             continue
         t0 = time.perf_counter()
         a, b = parity.merge(expected_all, [runner(f) for f in real_feeds])
-        rows = parity.compare(a, b, graph=graph, inputs=source_desc, gate=graph)
+        rows = parity.compare(a, b, graph=graph, inputs=source_desc, gate=graph,
+                              threshold=card.threshold)
         for r in rows:
             r.seconds = round(time.perf_counter() - t0, 3)
         report.rows += rows

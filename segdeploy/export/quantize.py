@@ -13,11 +13,13 @@ INT8 on TensorRT >= 10 (`--symmetric`: TensorRT needs zero points of 0).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from segdeploy.errors import ArtifactError, ParityError, UsageError, first_line,
 from segdeploy.export.int8_gate import (
     CalibrationFeeds,
     GateResult,
+    common_crops,
     judge,
     load_split,
     model_feed,
@@ -112,10 +115,12 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
     val = load_split(options.data, info, "val", options.val_images)
     images, labels = [im for im, _ in val], [m for _, m in val]
     reference = predict_masks(source, images, threads=options.threads)
-    feeds = CalibrationFeeds(info.input_name, [model_feed(im, info, dtype) for im, _ in calib])
+    crops, crop_note = common_crops([im for im, _ in calib], info)
+    feeds = CalibrationFeeds(info.input_name, [model_feed(im, info, dtype) for im in crops])
     k = info.card.num_classes
     with tempfile.TemporaryDirectory(prefix="segdeploy-int8-") as tmp:
         q = _Quantizer(source, Path(tmp), feeds, options)
+        q.notes += [crop_note] if crop_note else []
         log(f"calibrating ({options.calibration}, {len(calib)} training images)")
 
         def gate(excluded: list[str], n: int | None = None) -> GateResult:
@@ -136,10 +141,12 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
                 if _passes(result, thresholds):
                     break
             if not _passes(result, thresholds):
+                others = [c for c in CALIBRATIONS if c != options.calibration]
                 raise ParityError(
                     f"INT8 fails the gate even with every quantized layer in float "
-                    f"({_line('', result).strip()})", expected=_need(thresholds),
-                    fix="try --calibration percentile or more --calibration-images")
+                    f"({_figures(result)})", expected=_need(thresholds),
+                    fix=f"try --calibration {' or '.join(others)}, or more "
+                        "--calibration-images")
         final = q.quantize(excluded)
         out = QuantizeResult(output, options.calibration, result, thresholds, excluded,
                              first, sensitivity, notes=q.notes)
@@ -164,9 +171,26 @@ def _need(t: Thresholds) -> str:
     return f"argmax agreement >= {t.min_agreement:g}% and mIoU drop <= {t.max_miou_drop:g}"
 
 
+def _figures(r: GateResult) -> str:
+    """Agreement and mIoU, with the mIoU change named for what it is (a drop or a gain)."""
+    change = (f"drop {r.miou_drop:.2f}" if r.miou_drop >= 0 else f"gain {-r.miou_drop:.2f}")
+    return (f"agreement {r.agreement:.3f}%, mIoU {r.miou_int8:.2f} "
+            f"(fp32 {r.miou_fp32:.2f}, {change})")
+
+
 def _line(label: str, r: GateResult) -> str:
-    return (f"{label}: agreement {r.agreement:.3f}%, mIoU {r.miou_int8:.2f} "
-            f"(fp32 {r.miou_fp32:.2f}, drop {r.miou_drop:+.2f})")
+    return f"{label}: {_figures(r)}"
+
+
+#: DequantizeLinear takes a per-channel `axis` from opset 13 on
+MIN_QDQ_OPSET = 13
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Third-party progress prints (ONNX Runtime's calibrators) kept off our terminal."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 class _Quantizer:
@@ -187,6 +211,7 @@ class _Quantizer:
     def _pre_process(self, source: Path) -> Path:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
+        source = self._at_least_opset13(source)
         out = self.tmp / "pre.onnx"
         try:  # symbolic shape inference fails on our dynamic H, W: ONNX's own inference does
             quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
@@ -194,6 +219,32 @@ class _Quantizer:
         except Exception as exc:  # noqa: BLE001 - optional step: quantize the graph as is
             self.notes.append(f"quant_pre_process skipped ({first_line(exc, limit=120)})")
             return source
+
+    def _at_least_opset13(self, source: Path) -> Path:
+        """Per-channel QDQ (DequantizeLinear's axis) needs opset >= 13: an older graph (as
+        other tools still export, e.g. opset 11/12) is upgraded with onnx's version
+        converter, or refused in one line."""
+        import onnx
+        import onnx.version_converter
+
+        model = onnx.load(str(source))
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+        if opset >= MIN_QDQ_OPSET:
+            return source
+        try:
+            upgraded = onnx.version_converter.convert_version(model, MIN_QDQ_OPSET)
+            onnx.checker.check_model(upgraded)
+        except Exception as exc:  # the converter raises its own C++ errors
+            raise UsageError(f"{source.name} is ONNX opset {opset} and could not be upgraded "
+                             f"to {MIN_QDQ_OPSET} for per-channel INT8 ({first_line(exc)})",
+                             expected=f"opset >= {MIN_QDQ_OPSET}",
+                             fix="re-export the model with opset 13 or newer (segdeploy "
+                                 "export --opset 17)") from None
+        out = self.tmp / "opset13.onnx"
+        onnx.save(upgraded, str(out))
+        self.notes.append(f"upgraded the graph from opset {opset} to {MIN_QDQ_OPSET} "
+                          "(per-channel QDQ needs it); the output keeps opset 13")
+        return out
 
     def candidates(self) -> list[str]:
         import onnx
@@ -214,11 +265,14 @@ class _Quantizer:
         kw: dict[str, Any] = {"calibration_cache_path": str(self.cache)} if self._uses_cache \
             else {}
         self.feeds.rewind()
-        q.quantize_static(
-            str(self.model), str(out), self.feeds, quant_format=q.QuantFormat.QDQ,
-            per_channel=True, weight_type=q.QuantType.QInt8,
-            activation_type=q.QuantType.QInt8 if self.options.symmetric else q.QuantType.QUInt8,
-            calibrate_method=method, nodes_to_exclude=list(excluded), extra_options=extra, **kw)
+        with quiet_stdout():  # ONNX Runtime prints its calibration progress with print()
+            q.quantize_static(
+                str(self.model), str(out), self.feeds, quant_format=q.QuantFormat.QDQ,
+                per_channel=True, weight_type=q.QuantType.QInt8,
+                activation_type=(q.QuantType.QInt8 if self.options.symmetric
+                                 else q.QuantType.QUInt8),
+                calibrate_method=method, nodes_to_exclude=list(excluded), extra_options=extra,
+                **kw)
         return out
 
 

@@ -30,6 +30,7 @@ import torch
 from segdeploy.artifacts import ONNX_SUFFIXES, PLAN_SUFFIXES
 from segdeploy.digest import sha256_file
 from segdeploy.errors import CheckpointError, UsageError, first_line
+from segdeploy.export.binary_head import head_classes
 from segdeploy.manifest import ModelCard
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -44,6 +45,8 @@ class SourceFacts:
 
     classes: list[str] | None = None
     num_classes: int | None = None
+    #: a 1-channel (binary) output's threshold; None: 0.5 after a sigmoid, else 0
+    threshold: float | None = None
     mean: list[float] | None = None
     std: list[float] | None = None
     in_channels: int | None = None
@@ -219,17 +222,23 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
     if facts.num_classes is not None and facts.num_classes != k:
         raise UsageError(f"--num-classes {facts.num_classes} but {p} outputs {k} channels",
                          fix=f"pass --num-classes {k}")
-    if facts.classes is not None and len(facts.classes) != k:
-        raise UsageError(f"--classes names {len(facts.classes)} classes but {p} outputs {k}",
+    names, threshold, binary_note = head_classes(
+        k, facts.classes, facts.threshold, source=str(p),
+        sigmoid=k == 1 and facts.threshold is None and _outputs_probabilities(model, c, probe))
+    if binary_note:
+        notes.append(binary_note)
+    if names is not None and len(names) != k and threshold is None:
+        raise UsageError(f"--classes names {len(names)} classes but {p} outputs {k}",
                          expected=f"{k} comma-separated names")
-    classes = facts.classes or [f"class_{i}" for i in range(k)]
+    classes = names or [f"class_{i}" for i in range(k)]
     m = probe.size_multiple
     stride = facts.stride or max(m, 1)
     unknown = [name for name, given in (("output_stride", facts.stride),
                                         ("min_size", None), ("train_size", None)) if not given]
     config: dict[str, Any] = {"source": p.name, "unknown": unknown}
     size = list(facts.static_size) if facts.static_size else [-(-256 // m) * m] * 2
-    card = ModelCard(arch=facts.arch or p.stem.split(".")[0], num_classes=k, classes=classes,
+    card = ModelCard(arch=facts.arch or p.stem.split(".")[0], num_classes=len(classes),
+                     classes=classes, threshold=threshold,
                      in_channels=c, config=config, mean=[float(v) for v in mean],
                      std=[float(v) for v in std], output_stride=stride, size_multiple=m,
                      min_size=max(m, 32) if not facts.static_size else min(facts.static_size),
@@ -237,6 +246,20 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
                      channel_mode="rgb" if c == 3 else "grey",
                      static_size=list(facts.static_size) if facts.static_size else None)
     return card, notes
+
+
+def _outputs_probabilities(model: Any, channels: int, probe: Any) -> bool:
+    """Whether a 1-channel model's output stays in [0, 1] on random inputs (a sigmoid in the
+    model): its threshold is then 0.5, not a logit's 0."""
+    from segdeploy.export.probe import first_output
+
+    sizes = [hw for hw, out in probe.trials if isinstance(out, tuple)]
+    if not sizes:
+        return False
+    x = torch.randn(2, channels, *sizes[-1], generator=torch.Generator().manual_seed(1)) * 3
+    with torch.no_grad():
+        y = first_output(model(x))
+    return bool(torch.is_tensor(y) and float(y.min()) >= 0.0 and float(y.max()) <= 1.0)
 
 
 def _short(exc: BaseException) -> str:

@@ -46,6 +46,10 @@ def card_from_model(model: nn.Module, *, classes: list[str] | None = None,
     for 3 channels or 0.5/0.25 otherwise, rgb/grey channel mode, 256x256, 8-bit pixels)."""
     meta = _meta(model)
     k, c = meta["num_classes"], meta["in_channels"]
+    binary = k == 1  # one output channel: background / foreground above 0 (a logit)
+    if binary:
+        k = 2
+        classes = list(classes) if classes is not None else ["background", "foreground"]
     if mean is None:
         mean = IMAGENET_MEAN if c == 3 else [0.5] * c
     if std is None:
@@ -61,7 +65,8 @@ def card_from_model(model: nn.Module, *, classes: list[str] | None = None,
         channel_mode=channel_mode or ("rgb" if c == 3 else "grey"),
         trained_on=_plain(dict(trained_on or {}), "trained_on"),
         metrics=_plain(dict(metrics or {}), "metrics"),
-        intensity=_plain(dict(intensity or {"kind": "uint8"}), "intensity"))
+        intensity=_plain(dict(intensity or {"kind": "uint8"}), "intensity"),
+        threshold=0.0 if binary else None)
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, card: ModelCard, *,
@@ -69,7 +74,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, card: ModelC
     """Write the model's weights and card atomically to `path`; return the path."""
     meta = getattr(model, "meta", None)
     if meta is not None and (meta["arch"] != card.arch or
-                             meta["num_classes"] != card.num_classes):
+                             meta["num_classes"] != card.output_channels):
         raise ModelError(
             f"model card describes {card.arch} with {card.num_classes} classes but the model is "
             f"{meta['arch']} with {meta['num_classes']}",

@@ -69,10 +69,10 @@ def scaled(channels: int, width: float, minimum: int = 8) -> int:
 
 def check_common(num_classes: int, in_channels: int) -> None:
     """Validate the options every builder takes."""
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ModelError(f"num_classes must be an integer >= 2, got {num_classes!r}",
-                         expected="2 or more classes (binary task: 2 = background + foreground)",
-                         fix="pass num_classes=2 for a binary mask")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ModelError(f"num_classes must be a positive integer, got {num_classes!r}",
+                         expected="1 (a binary head: one logit, foreground above 0) or the "
+                                  "number of classes (2 or more: softmax / argmax)")
     if not isinstance(in_channels, int) or in_channels < 1:
         raise ModelError(f"in_channels must be a positive integer, got {in_channels!r}",
                          expected="1 (grey) or 3 (rgb)")

@@ -135,16 +135,21 @@ def _normalize_table(mean: tuple[float, ...], std: tuple[float, ...],
     return table
 
 
-def argmax_classes(logits: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
+def argmax_classes(logits: np.ndarray, dtype: npt.DTypeLike = np.uint8,
+                   threshold: float | None = None) -> np.ndarray:
     """N x K x H x W -> N x H x W class ids (the first maximum wins), exactly np.argmax.
 
     np.argmax over the class axis of NCHW logits transposes them into K-long rows (~2-3.5 ms
     at K=21 for 256x256); here the maximum over classes is a fast reduction, and the first
     class reaching it is the largest of (K-1-k) * (logit_k == max), in uint8, a band of
     rows at a time so that the band stays in cache: ~0.5 ms (benchmarks/runtime_overhead.py).
-    A NaN logit (np.argmax returns the first NaN) takes np.argmax.
+    A NaN logit (np.argmax returns the first NaN) takes np.argmax. One channel is a binary
+    head: class 1 where it is above `threshold` (the card's; 0, a logit's, when None).
     """
     k = logits.shape[1] if logits.ndim == 4 else 0
+    if k == 1:
+        return np.greater(logits[:, 0], 0.0 if threshold is None else threshold).astype(
+            dtype, copy=False)
     if k <= 1 or k > 256 or not np.issubdtype(logits.dtype, np.floating):
         return np.argmax(logits, axis=1).astype(dtype, copy=False)
     n, _, h, w = logits.shape
@@ -164,9 +169,13 @@ def argmax_classes(logits: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.nd
     return first.astype(dtype, copy=False)
 
 
-def as_masks(out: np.ndarray, dtype: npt.DTypeLike = np.uint8) -> np.ndarray:
-    """N x H x W masks (a graph's own argmax) in `dtype`, or N x K x H x W logits' argmax."""
-    return out.astype(dtype, copy=False) if out.ndim == 3 else argmax_classes(out, dtype)
+def as_masks(out: np.ndarray, dtype: npt.DTypeLike = np.uint8,
+             threshold: float | None = None) -> np.ndarray:
+    """N x H x W masks (a graph's own argmax) in `dtype`, or N x K x H x W logits' argmax
+    (N x 1 x H x W: thresholded)."""
+    if out.ndim == 3:
+        return out.astype(dtype, copy=False)
+    return argmax_classes(out, dtype, threshold)
 
 
 def crop_offsets(layout: PadLayout, input_hw: tuple[int, int], output_hw: tuple[int, int],

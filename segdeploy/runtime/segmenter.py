@@ -325,7 +325,9 @@ class Segmenter:
 
             logits = resize_logits(self._infer_batch(resize_images(batch, fixed), "logits"),
                                    (h, w))
-            return argmax_classes(logits, self.mask_dtype) if want == "mask" else logits
+            if want == "logits":
+                return logits
+            return argmax_classes(logits, self.mask_dtype, self.card.threshold)
         for _ in range(4):  # a valid-mode model may ask for more context than measured
             layout = self._padding(h, w)
             padded = reflect_pad(batch, layout)
@@ -360,13 +362,14 @@ class Segmenter:
             out = self.runner.infer({self.info.input_name: feed}, output_names=[name],
                                     check=False)[name][:n]
             if want == "mask" and out.ndim == 4 and step < len(batch):
-                out = argmax_classes(out, self.mask_dtype)  # hold one chunk's logits at most
+                # hold one chunk's logits at most
+                out = argmax_classes(out, self.mask_dtype, self.card.threshold)
             results.append(out)
         return results[0] if len(results) == 1 else np.concatenate(results)
 
     def _as_wanted(self, out: np.ndarray, want: Want) -> np.ndarray:
         """Cropped `_infer_batch` output -> masks in mask_dtype, or the logits as they are."""
-        return as_masks(out, self.mask_dtype) if want == "mask" else out
+        return as_masks(out, self.mask_dtype, self.card.threshold) if want == "mask" else out
 
     def _padding(self, h: int, w: int) -> PadLayout:
         """Padding to the aligned size; where an engine profile is too small for the stride

@@ -130,7 +130,8 @@ def evaluate(model: torch.nn.Module, dataset, indices: Iterable[int], *, num_cla
                 if torch.isfinite(loss):  # an all-ignore mask gives NaN cross-entropy
                     loss_sum += float(loss)
                     count += 1
-            pred = logits.argmax(1)[0].to(torch.uint8 if num_classes <= 255 else torch.int64)
+            dtype = torch.uint8 if num_classes <= 255 else torch.int64
+            pred = ((logits[:, 0] > 0) if logits.shape[1] == 1 else logits.argmax(1))[0].to(dtype)
             cm.update(pred.cpu().numpy(), mask)
             if on_step is not None:
                 on_step()

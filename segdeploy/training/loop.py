@@ -127,7 +127,7 @@ class _Trainer:
                                  shuffle=self.sampler is None, generator=self.loader_gen,
                                  num_workers=cfg.workers, drop_last=False,
                                  pin_memory=self.device.type == "cuda")
-        self.loss_fn = build_loss(cfg.loss)
+        self.loss_fn = build_loss(cfg.loss, binary=self.num_classes == 1)
         self.steps_per_epoch = len(self.loader)
         self.optimizer = self._optimizer()
         self.total_steps = total = cfg.epochs * self.steps_per_epoch
@@ -162,7 +162,7 @@ class _Trainer:
                                   expected="the `<output stem>.last.pt` written by "
                                            "`segdeploy train`",
                                   fix="pass the .last.pt file to --resume")
-        if card.num_classes != self.num_classes:
+        if card.output_channels != self.num_classes:
             raise UsageError(f"--resume checkpoint has {card.num_classes} classes but the data "
                              f"has {self.num_classes}", fix="resume on the same dataset")
         model = get_model(card.arch, **card.config)
@@ -246,7 +246,9 @@ class _Trainer:
         self._say(
             f"training {self.cfg.arch} ({n_params / 1e6:.2f} M params) on {self.cfg.data}: "
             f"{len(self.train_idx)} train / {len(self.val_idx)} val images, "
-            f"{self.num_classes} classes, {self.device}{ranks}{start}")
+            f"{len(self.classes)} classes"
+            + (" (a binary head: one logit)" if self.num_classes == 1 else "")
+            + f", {self.device}{ranks}{start}")
 
     def _train_epoch(self, epoch: int, bar) -> float:
         cfg = self.cfg
@@ -289,7 +291,7 @@ class _Trainer:
         mine = self.val_idx[self.info.rank::self.info.world_size]
         task = bar.add_task(f"val {epoch + 1}/{self.cfg.epochs}", total=len(mine), info="")
         cm, loss_sum, count = evaluate(
-            self.model, self.val_ds, mine, num_classes=self.num_classes,
+            self.model, self.val_ds, mine, num_classes=len(self.classes),
             mean=self.train_ds.mean, std=self.train_ds.std, geometry=self.geometry,
             device=self.device, loss_fn=self.loss_fn,
             on_step=lambda: bar.update(task, advance=1))

@@ -53,8 +53,35 @@ class CombinedLoss(nn.Module):
         return self.ce(logits, target) + self.dice(logits, target)
 
 
-def build_loss(name: str, *, ignore_index: int = IGNORE_INDEX) -> nn.Module:
-    """`ce`, `dice` or `ce+dice`; every variant ignores `ignore_index` target pixels."""
+class BinaryLoss(nn.Module):
+    """A 1-channel (binary) head: `ce` is binary cross-entropy on the logit, `dice` soft Dice
+    of the sigmoid against the foreground (class 1), `ce+dice` both; 255 pixels ignored."""
+
+    def __init__(self, name: str, ignore_index: int = IGNORE_INDEX, smooth: float = 1.0):
+        super().__init__()
+        self.name, self.ignore_index, self.smooth = name, ignore_index, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = logits[:, 0].float()
+        valid = (target != self.ignore_index).to(x.dtype)
+        fg = (target == 1).to(x.dtype)
+        total = x.new_zeros(())
+        if "ce" in self.name:
+            bce = functional.binary_cross_entropy_with_logits(x, fg, reduction="none")
+            total = total + (bce * valid).sum() / valid.sum().clamp(min=1)
+        if "dice" in self.name:
+            p = torch.sigmoid(x) * valid
+            inter, sums = (p * fg).sum(), p.sum() + (fg * valid).sum()
+            total = total + 1 - (2 * inter + self.smooth) / (sums + self.smooth)
+        return total
+
+
+def build_loss(name: str, *, ignore_index: int = IGNORE_INDEX,
+               binary: bool = False) -> nn.Module:
+    """`ce`, `dice` or `ce+dice`; every variant ignores `ignore_index` target pixels. With
+    `binary`, the model has one output channel (BinaryLoss)."""
+    if binary and name in LOSSES:
+        return BinaryLoss(name, ignore_index=ignore_index)
     if name == "ce":
         return nn.CrossEntropyLoss(ignore_index=ignore_index)
     if name == "dice":

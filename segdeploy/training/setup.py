@@ -44,6 +44,12 @@ def resolve_classes(dataset, num_classes: int | None) -> tuple[int, list[str]]:
         return len(names), names
     if num_classes < 1:
         raise UsageError(f"--num-classes is {num_classes}", expected="1 or more")
+    if num_classes == 1:  # a binary head: one logit channel for a background/foreground task
+        if len(names) > 2:
+            raise DataError(f"--num-classes 1 (a binary head) but {dataset.name!r} has "
+                            f"{len(names)} classes", expected="a dataset with 2 classes",
+                            fix=f"drop --num-classes, or pass {len(names)}")
+        return 1, (names + ["background", "foreground"][len(names):])[:2]
     if names and num_classes < len(names):
         source = getattr(dataset, "classes_from", "")
         what = (f"its masks hold class ids up to {len(names) - 1}" if source == "mask ids"

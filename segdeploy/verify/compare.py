@@ -202,7 +202,7 @@ def _compare_size(model: Any, seg: Any, card: ModelCard, pairs: list[Any],
     spec = seg.runner.input_specs()[info.input_name]
     layout = info.input_layout.upper() if np.dtype(spec.dtype) == np.uint8 else "NCHW"
     logits_name = next(n for n in info.output_names if n != "mask")
-    comp = SizeComparison(size, card.num_classes)
+    comp = SizeComparison(size, card.num_classes, threshold=card.threshold)
     for start in range(0, len(pairs), batch_size):
         chunk = [resize_pair(im, m, size) for im, m in pairs[start:start + batch_size]]
         images = _stride_pad(np.stack([c[0] for c in chunk]), card, seg.max_size,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from segdeploy.comparison import Thresholds
+from segdeploy.comparison import Thresholds, class_map
 from segdeploy.dims import parse_dims_list
 from segdeploy.errors import InputError
 from segdeploy.metrics import ConfusionMatrix
@@ -23,9 +23,12 @@ _EDGES = np.logspace(-12, 4, 1601)
 class SizeComparison:
     """Accumulates reference vs engine logits (and labels) at one input size, image by image."""
 
-    def __init__(self, size: tuple[int, int], num_classes: int):
+    def __init__(self, size: tuple[int, int], num_classes: int, *,
+                 threshold: float | None = None):
         self.size = (int(size[0]), int(size[1]))
         self.num_classes = int(num_classes)
+        #: a binary head's: one logit channel, class 1 above it
+        self.threshold = threshold
         self.images = 0
         self.out_size: tuple[int, int] | None = None
         self._count = 0
@@ -48,9 +51,11 @@ class SizeComparison:
             raise InputError(f"reference logits {ref.shape} and engine logits {eng.shape} differ",
                              expected="the same N x K x H x W shape",
                              fix="check that the engine was exported from this checkpoint")
-        if ref.shape[1] != self.num_classes:
-            raise InputError(f"logits have {ref.shape[1]} classes",
-                             expected=f"{self.num_classes} (the checkpoint's classes)")
+        channels = 1 if self.threshold is not None else self.num_classes
+        if ref.shape[1] != channels:
+            raise InputError(f"logits have {ref.shape[1]} channels",
+                             expected=f"{channels} (the checkpoint's "
+                                      f"{'binary head' if channels == 1 else 'classes'})")
         err = np.abs(ref - eng)
         if not np.isfinite(err).all():
             self._abs_max = float("inf")
@@ -60,7 +65,8 @@ class SizeComparison:
         self._count += err.size
         self._hist += np.bincount(np.searchsorted(_EDGES, err.ravel()),
                                   minlength=self._hist.size)
-        ref_mask, eng_mask = ref.argmax(axis=1), eng.argmax(axis=1)
+        ref_mask = class_map(ref, self.threshold)
+        eng_mask = class_map(eng, self.threshold)
         self._agree += int((ref_mask == eng_mask).sum())
         self._pixels += ref_mask.size
         self._between.update(eng_mask, ref_mask)

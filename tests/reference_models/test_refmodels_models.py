@@ -89,7 +89,7 @@ def test_unknown_name_lists_known_ones() -> None:
 
 
 @pytest.mark.parametrize("cfg,match", [
-    ({"num_classes": 1}, "num_classes"),
+    ({"num_classes": 0}, "num_classes"),
     ({"width": 0}, "width"),
     ({"in_channels": 0}, "in_channels"),
     ({"colour": True}, "bad options"),
