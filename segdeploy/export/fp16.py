@@ -36,6 +36,7 @@ _FP16_MAX = 65504.0
 KEEP_FP32_OPS: dict[str, str] = {
     "ArgMax": "argmax reads the float32 logits so `mask` agrees with `logits`",
     "ArgMin": "argmin reads float32 values so ties break as in float32",
+    "Greater": "a binary head's threshold compares the float32 logit, so `mask` agrees",
     "Range": "computes index ranges",
     "CumSum": "running sums overflow float16",
     "TopK": "selection should match the float32 ordering",
