@@ -43,6 +43,8 @@ class BackendSpec:
     summary: str = ""
     #: the name people write ("ONNX Runtime"), for messages
     label: str = ""
+    #: check an INT8 (QDQ) file's first run against ONNX Runtime at load (int8_crosscheck.py)
+    crosscheck_int8: bool = False
 
     def opens(self, path: str | os.PathLike[str]) -> bool:
         return Path(path).suffix.lower() in self.suffixes
@@ -154,7 +156,8 @@ def _builtin() -> Mapping[str, BackendSpec]:
         BackendSpec("openvino", _openvino, ONNX_SUFFIXES, aliases=("ov",),
                     accepted_options=frozenset({"threads", "precision"}),
                     precisions=("auto", "fp32", "bf16"), extra="openvino",
-                    summary="OpenVINO on Intel/AMD CPUs", label="OpenVINO"),
+                    summary="OpenVINO on Intel/AMD CPUs", label="OpenVINO",
+                    crosscheck_int8=True),
         BackendSpec("tensorrt", _tensorrt, PLAN_SUFFIXES, aliases=("trt",),
                     default_for=PLAN_SUFFIXES, device="gpu", extra="tensorrt",
                     summary="a TensorRT plan on an NVIDIA GPU", label="TensorRT"),

@@ -82,7 +82,17 @@ class OpenVINORunner(Runner):
             config["INFERENCE_PRECISION_HINT"] = _HINTS[self.precision]
         if self.threads is not None:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        self._compiled = core.compile_model(model, self.device, config)
+        self.quantized = any(op.get_type_name() == "FakeQuantize"
+                             for op in model.get_ordered_ops())
+        try:
+            self._compiled = core.compile_model(model, self.device, config)
+        except RuntimeError as exc:
+            raise ArtifactError(
+                f"OpenVINO cannot compile {self.path.name} for {self.device} "
+                f"({_plugin_reason(exc)})",
+                expected="a graph OpenVINO's CPU plugin implements",
+                fix="run the file with --backend onnxruntime (backend='onnxruntime')"
+                    + (", or the FP32 file with OpenVINO" if self.quantized else "")) from None
         self._request = self._compiled.create_infer_request()
         self.inference_precision = precision_word(
             self._compiled.get_property("INFERENCE_PRECISION_HINT"))
@@ -120,3 +130,9 @@ class OpenVINORunner(Runner):
                                  "supported size") from exc
         return {n: self._request.get_tensor(n).data.copy() for n in output_names}
 
+
+def _plugin_reason(exc: BaseException) -> str:
+    """The last line of OpenVINO's nested "Exception from src/..." chain: the reason."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()
+             and not ln.strip().startswith(("Exception from", "Check "))]
+    return (lines[-1] if lines else first_line(exc))[:300]

@@ -177,6 +177,9 @@ class Runner(abc.ABC):
     """
 
     name: str = "runner"
+    #: the graph holds quantized (QDQ) layers, where the backend can tell from the graph
+    #: itself (a QDQ copy of an FP32 export may still be labelled fp32)
+    quantized: bool = False
 
     def __init__(self) -> None:
         self._active = False

@@ -25,6 +25,7 @@ from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageErr
 from segdeploy.geometry import round_down, round_up
 from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
+from segdeploy.precision import Precision
 from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.memory import (
@@ -65,6 +66,8 @@ class Segmenter:
         #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
+        #: agreement with ONNX Runtime of an INT8 file's check run at load (None: not checked)
+        self.int8_agreement: float | None = None
         self.runner = runner.activate()
         self.info = info
         self.card = info.card
@@ -106,7 +109,8 @@ class Segmenter:
     def load(cls, path: str | os.PathLike[str], *, backend: str | None = None,
              providers: str | Sequence[Any] | None = None, threads: int | None = None,
              memory_budget: int | str | None = None, precision: str | None = None,
-             pad_to_stride: bool = True, **options: Any) -> Segmenter:
+             pad_to_stride: bool = True, crosscheck: bool = True,
+             **options: Any) -> Segmenter:
         """Open an .onnx (ONNX Runtime, or OpenVINO with backend="openvino") or a
         .plan/.engine (TensorRT) file; `runtime/backends.py` lists every backend.
 
@@ -117,20 +121,31 @@ class Segmenter:
         device=1 for TensorRT). memory_budget (bytes or '4G'; default half the available
         memory): predict() tiles images whose untiled run would need more.
         pad_to_stride=False pads only as much as the model requires (min_size,
-        size_multiple), as segdeploy did before stride-aligned inference.
+        size_multiple), as segdeploy did before stride-aligned inference. An INT8 file on a
+        backend that can mis-run QDQ graphs (OpenVINO) is checked against ONNX Runtime once
+        (`int8_agreement`); crosscheck=False skips that.
         """
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"model file {path} does not exist",
                                 fix="check the path; `segdeploy export` writes .onnx files "
                                     "and `segdeploy build` writes .plan files")
-        runner = backend_for(path, backend).runner(path, providers=providers, threads=threads,
-                                                   precision=precision, **options)
+        spec = backend_for(path, backend)
+        runner = spec.runner(path, providers=providers, threads=threads, precision=precision,
+                             **options)
         try:
             runner.activate()
             info = ExportInfo.from_metadata_props(runner.metadata(), source=str(path),
                                                   card_hint=card_hint(runner))
-            return cls(runner, info, memory_budget=memory_budget, pad_to_stride=pad_to_stride)
+            seg = cls(runner, info, memory_budget=memory_budget, pad_to_stride=pad_to_stride)
+            quantized = info.precision is Precision.INT8 or runner.quantized
+            if spec.crosscheck_int8 and quantized and crosscheck:
+                from segdeploy.runtime.int8_crosscheck import crosscheck as check
+
+                seg.int8_agreement = check(seg, lambda: cls.load(
+                    path, backend="onnxruntime", providers="cpu", threads=threads,
+                    pad_to_stride=pad_to_stride), spec.label or spec.name)
+            return seg
         except BaseException:
             runner.close()
             raise
