@@ -234,9 +234,9 @@ def compare(ref: dict[str, np.ndarray], got: dict[str, np.ndarray], *, graph: st
         a_nt = float(agree[off_ties].mean()) if off_ties.any() else 1.0
         max_abs = errors.max_abs if name == "logits" and logits_ref.size else None
         p99 = errors.p99_abs if name == "logits" and logits_ref.size else None
-        threshold, ok = _judge(gate, errors.finite, a_all, a_nt, max_abs, tol)
+        criterion, ok = _judge(gate, errors.finite, a_all, a_nt, max_abs, tol)
         rows.append(ParityRow(graph, inputs, name, max_abs, p99, a_all, a_nt,
-                              float(1.0 - off_ties.mean()), int(agree.size), threshold, ok))
+                              float(1.0 - off_ties.mean()), int(agree.size), criterion, ok))
     return rows
 
 
