@@ -90,6 +90,16 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
             expected=f"argmax agreement >= {report['thresholds']['min_agreement']:g}%"
                      + (f" and mIoU drop <= {report['thresholds']['max_miou_drop']:g} points"
                         if report["thresholds"]["max_miou_drop"] is not None else ""),
-            fix="re-export from this checkpoint; for FP16 keep more layers in FP32 or use the "
-                "FP32 engine; or relax --min-agreement / --max-miou-drop if the loss is "
-                "acceptable")
+            fix=_parity_fix(str(report["precision"])))
+
+
+def _parity_fix(precision: str) -> str:
+    """What to try for a failed verify, for the precision that failed."""
+    relax = "or relax --min-agreement / --max-miou-drop if the loss is acceptable"
+    if precision == "int8":
+        return ("quantize again with another --calibration or more --calibration-images "
+                f"(segdeploy quantize keeps sensitive layers in float), use the FP32 file, {relax}")
+    if precision in ("fp16", "bf16"):
+        return (f"re-export with a lower --fp16-bound (more layers kept FP32), use the FP32 "
+                f"engine, {relax}")
+    return f"re-export from this checkpoint (an FP32 engine should match it), {relax}"

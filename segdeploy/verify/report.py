@@ -22,7 +22,8 @@ def render_table(report: dict[str, Any]) -> Any:
     th = report["thresholds"]
     table = Table(title=f"verify {report['engine_name']} ({report['precision']}) vs PyTorch "
                         f"on {report['images']} {report['data']} {report['split']} images",
-                  caption=f"pass: agreement >= {th['min_agreement']:g}%"
+                  caption=f"{'passes' if report['passed'] else 'FAILS'}; needed: agreement "
+                          f">= {th['min_agreement']:g}%"
                           + (f", mIoU drop <= {th['max_miou_drop']:g} points"
                              if th.get("max_miou_drop") is not None else ""),
                   caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 1),

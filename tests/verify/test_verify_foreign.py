@@ -58,6 +58,13 @@ def test_qdq_copy_is_judged_int8(brain_checkpoint, brain_onnx, tmp_path, capsys)
     assert any("metadata says fp32" in n for n in data["notes"])
     assert code == (0 if data["passed"] else 1), out
 
+    # a failed INT8 verify: the table says FAILS and the fix speaks of calibration, not FP16
+    code, out = _verify(capsys, str(brain_checkpoint), "--engine", str(qdq),
+                        "--min-agreement", "100")
+    assert code == 1, out
+    assert "FAILS; needed: agreement >= 100%" in out and "pass: agreement" not in out
+    assert "--calibration" in out and "FP16" not in out.split("error:")[-1]
+
 
 def test_plain_export_verifies_after_card(brain_checkpoint, tmp_path, capsys) -> None:
     import torch
@@ -110,3 +117,4 @@ def test_plain_export_verifies_after_card(brain_checkpoint, tmp_path, capsys) ->
     data = json.loads(report.read_text())
     assert data["precision"] == "int8" and data["thresholds"]["min_agreement"] == 99.0
     assert code == (0 if data["passed"] else 1), out
+
