@@ -10,7 +10,13 @@ from segdeploy.imaging import normalize
 from segdeploy.runtime.preprocess import argmax_classes, to_model_input
 
 
-@pytest.mark.parametrize("k", [1, 2, 3, 21, 300])
+def test_one_channel_is_a_binary_head_thresholded() -> None:
+    logits = np.array([[[[-1.0, 0.0, 0.2, 0.7]]]], np.float32)
+    assert argmax_classes(logits).tolist() == [[[0, 0, 1, 1]]]  # a logit: above 0
+    assert argmax_classes(logits, np.int32, 0.5).tolist() == [[[0, 0, 0, 1]]]  # a sigmoid
+
+
+@pytest.mark.parametrize("k", [2, 3, 21, 300])
 @pytest.mark.parametrize("shape", [(1, 37, 53), (3, 8, 9)])
 def test_argmax_classes_is_np_argmax(k: int, shape: tuple[int, int, int]) -> None:
     rng = np.random.default_rng(k)

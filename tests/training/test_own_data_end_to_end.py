@@ -84,9 +84,12 @@ def test_num_classes_above_the_ids_and_eval_on_the_same_folder(tiff_model, tmp_p
           "--limit-train", "4", "-o", str(ckpt)])
     assert load_checkpoint(ckpt).card.classes[-1] == "class_4"
     main(["eval", str(ckpt), "--no-progress", "--limit", "1"])
-    err = _fails(capsys, ["train", "unet", "--data", str(root), *TRAIN, "--epochs", "1",
-                          "--num-classes", "1", "-o", str(tmp_path / "one.pt")])
-    assert "--num-classes 1 is too few" in err
+    # --num-classes 1 on a 2-class folder: a binary head (one logit), not "too few"
+    one = tmp_path / "one.pt"
+    main(["train", "unet", "--data", str(root), *TRAIN, "--epochs", "1", "--num-classes", "1",
+          "--limit-train", "4", "-o", str(one)])
+    card = load_checkpoint(one).card
+    assert card.output_channels == 1 and card.num_classes == 2 and card.threshold == 0.0
 
 
 def test_train_on_a_cvat_export_prints_warnings_and_bad_data_is_one_line(tmp_path, capsys):
