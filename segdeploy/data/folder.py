@@ -41,12 +41,12 @@ from segdeploy.data.base import (
     package_version,
 )
 from segdeploy.errors import DataError
+from segdeploy.geotiff import nodata_pixels
 from segdeploy.imaging import (
     DEFAULT_PERCENTILES,
     IGNORE_INDEX,
     IntensityMapping,
     as_intensity,
-    nodata_pixels,
     percentile_window,
 )
 
