@@ -91,3 +91,21 @@ def test_a_class_the_mask_gives_a_nodata_pixel_is_kept(tmp_path):
     Image.fromarray(mask, "L").save(root / "masks" / "t00.png")
     _, read = get_dataset(root, "train")[0]
     assert (read[:4, :4] == 2).all() and read[4, 4] == IGNORE_INDEX
+
+
+def test_export_samples_from_a_folder_of_geotiffs_without_masks(tmp_path, mri_bands):
+    """`segdeploy export model.ts --data tiles/` (FP16 ranges and check) reads them too."""
+    pytest.importorskip("torch")
+    from segdeploy.export.samples import sample_images
+    from segdeploy.manifest import ModelCard
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    for i in range(3):
+        write_geotiff(folder / f"t{i}.tif", mri_bands[i * 8:])
+    card = ModelCard(arch="user", num_classes=2, classes=["bg", "fg"], in_channels=3,
+                     min_size=32, intensity={"kind": "window", "low": 150.0, "high": 2500.0})
+    images, desc = sample_images(card, data=str(folder))
+    assert len(images) == 3 and "no masks" in desc
+    assert all(im.dtype == np.uint8 and im.shape[2] == 3 for im in images)
+    assert (images[0][:, :12] == 0).all() and images[0][:, 12:].max() > 100
