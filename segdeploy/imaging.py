@@ -19,6 +19,17 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import InputError
+from segdeploy.geotiff import (
+    GDAL_NODATA_TAG,
+    TIFF_SUFFIXES,
+    ImageHeader,
+    has_tifffile,
+    mark_nodata,
+    parse_nodata,
+    read_tiff,
+    tiff_header,
+)
+from segdeploy.geotiff import orient as orient  # re-exported: the decoder's orientation rule
 
 IGNORE_INDEX = 255
 #: image files datasets and sample folders read (predict also takes Netpbm, see cli/predict.py)
@@ -28,7 +39,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 #: Pillow modes read as one grey channel
 GREY_MODES = ("L", "LA", "1", "La", *WIDE_MODES)
-TIFF_SUFFIXES = (".tif", ".tiff")
 
 #: percentiles of the default window: robust to a few hot or dead pixels
 DEFAULT_PERCENTILES = (0.5, 99.5)
@@ -196,23 +206,23 @@ def _decode(path: Path, grey: bool) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if _pillow_narrows(img):  # 16-bit / float colour TIFF: Pillow keeps 8 bits
-                if not _has_tifffile():
+                if not has_tifffile():
                     raise InputError(f"{path} is a colour TIFF with more than 8 bits per "
                                      "sample, which Pillow reads only as 8 bits",
                                      fix="pip install tifffile")
-                return _read_tiff(path, grey)
+                return read_tiff(path, grey)
             try:
                 img = ImageOps.exif_transpose(img)
                 img.load()
             except OSError:
-                if path.suffix.lower() in TIFF_SUFFIXES and _has_tifffile():
-                    return _read_tiff(path, grey)
+                if path.suffix.lower() in TIFF_SUFFIXES and has_tifffile():
+                    return read_tiff(path, grey)
                 raise
-            return _pixels(img, grey)
+            return mark_nodata(_pixels(img, grey), _pillow_nodata(img))
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        if path.suffix.lower() in TIFF_SUFFIXES and _has_tifffile() and path.is_file():
+        if path.suffix.lower() in TIFF_SUFFIXES and has_tifffile() and path.is_file():
             try:
-                return _read_tiff(path, grey)
+                return read_tiff(path, grey)
             except Exception:  # noqa: BLE001 - report Pillow's error, the usual reader
                 pass
         raise InputError(f"cannot read image {path} ({exc})",
@@ -229,38 +239,56 @@ def load_image(path: str | os.PathLike[str], *, channels: int,
     return as_hwc_uint8(mapped, channels)
 
 
-def read_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(H, W) as displayed (EXIF orientation applied), from the header only."""
-    from PIL import Image
+def read_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """The header of an image file, without decoding pixels: Pillow, then tifffile for the
+    TIFFs Pillow refuses (float / int16 multi-band GeoTIFFs), so every size and channel
+    check accepts what `read_image` decodes."""
+    from PIL import Image, UnidentifiedImageError
 
+    path = Path(path)
     try:
         with Image.open(path) as img:
             h, w = img.height, img.width
             if exif_orientation(img) in (5, 6, 7, 8):
                 h, w = w, h
-            return h, w
-    except OSError as exc:
+            return ImageHeader(h, w, _pillow_channels(img), _pillow_nodata(img))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        if path.suffix.lower() in TIFF_SUFFIXES and has_tifffile() and path.is_file():
+            try:
+                return tiff_header(path)
+            except InputError:
+                raise
+            except Exception:  # noqa: BLE001 - report Pillow's error, the usual reader
+                pass
         raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a readable image file") from exc
+                         expected="a PNG, JPEG, BMP or TIFF image",
+                         fix="check the file is complete, or convert it") from None
+
+
+def read_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(H, W) as displayed (EXIF orientation applied), from the header only."""
+    header = read_header(path)
+    return header.height, header.width
 
 
 def native_channels(path: str | os.PathLike[str]) -> str:
     """'grey' or 'rgb' for an image file, from its header only."""
-    from PIL import Image
+    return read_header(path).channels
 
-    try:
-        with Image.open(path) as img:
-            if img.mode in GREY_MODES:
-                return "grey"
-            if img.mode == "P":  # a palette of greys is a grey image
-                pal = np.asarray(img.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
-                return "grey" if pal.size and (pal == pal[:, :1]).all() else "rgb"
-            return "rgb"
-    except OSError as exc:
-        if Path(path).suffix.lower() in TIFF_SUFFIXES and _has_tifffile():
-            return "grey" if _read_tiff(Path(path), grey=False).ndim == 2 else "rgb"
-        raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a readable image file") from exc
+
+def _pillow_channels(img: Any) -> str:
+    if img.mode in GREY_MODES:
+        return "grey"
+    if img.mode == "P":  # a palette of greys is a grey image
+        pal = np.asarray(img.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
+        return "grey" if pal.size and (pal == pal[:, :1]).all() else "rgb"
+    return "rgb"
+
+
+def _pillow_nodata(img: Any) -> float | None:
+    if getattr(img, "format", None) != "TIFF":
+        return None
+    return parse_nodata(getattr(img, "tag_v2", {}).get(GDAL_NODATA_TAG))
 
 
 def exif_orientation(img: Any) -> int:
@@ -289,54 +317,6 @@ def _pillow_narrows(img: Any) -> bool:
     bits = getattr(img, "tag_v2", {}).get(258, 8)  # BitsPerSample
     bits = bits if isinstance(bits, tuple) else (bits,)
     return max(int(b) for b in bits) > 8
-
-
-def _has_tifffile() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tifffile") is not None
-
-
-def _read_tiff(path: Path, grey: bool) -> np.ndarray:
-    """TIFFs Pillow cannot decode (16-bit RGB, float RGB, channel-first), via tifffile, with
-    the TIFF orientation tag applied as Pillow applies EXIF's."""
-    import tifffile
-
-    with tifffile.TiffFile(str(path)) as tif:
-        page = tif.pages[0]
-        a = np.asarray(page.asarray())
-        tag = page.tags.get("Orientation")
-        orientation = int(tag.value) if tag is not None else 1
-    a = np.squeeze(a)
-    if a.ndim == 3 and a.shape[0] in (3, 4) and a.shape[2] not in (3, 4):
-        a = np.moveaxis(a, 0, 2)  # channel-first stack
-    if a.ndim == 3 and a.shape[2] == 4:
-        a = a[:, :, :3]
-    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
-        raise InputError(f"TIFF {path} holds an array of shape {a.shape}",
-                         expected="one 2-D grey or RGB image")
-    a = orient(a, orientation)
-    if a.dtype.kind == "f" and a.dtype != np.float32:
-        a = a.astype(np.float32)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if grey and a.ndim == 3:
-        luma = a.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        return np.clip(luma + 0.5, 0, 255).astype(np.uint8) if a.dtype == np.uint8 else luma
-    if not grey and a.ndim == 2:
-        return np.repeat(a[:, :, None], 3, axis=2)
-    return a
-
-
-def orient(a: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF/TIFF orientation (1-8) to an HxW[xC] array, as ImageOps.exif_transpose."""
-    ops = {2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
-           5: lambda x: np.swapaxes(x, 0, 1),
-           6: lambda x: np.swapaxes(x, 0, 1)[:, ::-1],
-           7: lambda x: np.swapaxes(x, 0, 1)[::-1, ::-1],
-           8: lambda x: np.swapaxes(x, 0, 1)[::-1]}
-    op = ops.get(int(orientation))
-    return np.ascontiguousarray(op(a)) if op else a
 
 
 def as_hwc_uint8(image: np.ndarray, channels: int) -> np.ndarray:

@@ -60,3 +60,48 @@ def make_cvat(root: Path, n: int = 7, colours=COLOURS) -> Path:
         Image.fromarray(palette[m]).save(root / "SegmentationObject" / f"{name}.png")
     (root / "ImageSets/Segmentation/default.txt").write_text("\n".join(names) + "\n")
     return root
+
+
+NODATA = -99999.0
+
+
+def geotiff_bands(slice_u8: np.ndarray) -> np.ndarray:
+    """HxWx3 float32 'reflectances' from an MRI slice: three bands on different scales."""
+    v = slice_u8.astype(np.float32) * np.float32(7.3) + np.float32(200.0)
+    return np.stack([v, v * np.float32(0.8) + 30, v * np.float32(1.2) - 20], axis=2)
+
+
+def write_geotiff(path: Path, bands: np.ndarray, nodata: float | None = NODATA,
+                  **kwargs) -> None:
+    """A multi-band GeoTIFF as GDAL writes one: the GDAL_NODATA tag (42113) as ASCII."""
+    import tifffile
+
+    tags = [] if nodata is None else [(42113, "s", 0, f"{nodata:g}", True)]
+    if bands.ndim == 3 and 3 in (bands.shape[0], bands.shape[2]):
+        kwargs.setdefault("photometric", "rgb")
+    tifffile.imwrite(path, bands, extratags=tags, **kwargs)
+
+
+def make_geotiff_folder(root: Path, n: int = 14) -> Path:
+    """images/*.tif (float32 3-band tiles of two sizes cut from brain MRI slices, a nodata
+    border of -99999 of varying width, as tiles at a scene's edge have) + masks/*.png (the
+    slices' tissue classes, 0 under the nodata border)."""
+    from segdeploy.data import get_dataset
+
+    brain = get_dataset("brain", "train")
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    picks = np.linspace(len(brain) * 0.25, len(brain) * 0.75, n).round().astype(int)
+    for i, k in enumerate(picks):
+        image, mask = brain[int(k)]
+        h, w = (120, 136) if i % 2 else (133, 150)
+        y0, x0 = (197 - h) // 2 + (i % 3) * 4, (233 - w) // 2
+        bands = geotiff_bands(image[y0:y0 + h, x0:x0 + w, 0])
+        m = mask[y0:y0 + h, x0:x0 + w].copy()
+        edge = 10 + 3 * (i % 4)
+        bands[:, :edge] = NODATA
+        bands[:edge // 2] = NODATA
+        m[:, :edge], m[:edge // 2] = 0, 0
+        write_geotiff(root / "images" / f"t{i:02d}.tif", bands)
+        Image.fromarray(m, "L").save(root / "masks" / f"t{i:02d}.png")
+    return root

@@ -95,7 +95,8 @@ def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
                   ) -> tuple[list[BenchBackend], dict[str, str]]:
     """The backends to run for these files, and those asked for that cannot run (with why).
 
-    names=None means every backend these files allow; an explicit name that no file allows
+    names=None means every backend these files allow (segmenter only for files with a card:
+    the README promises bench needs no metadata); an explicit name that no file allows
     is a UsageError.
     """
     from segdeploy.runtime.backends import backends_opening, get_backend
@@ -128,7 +129,11 @@ def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
                 backends.extend(make(path, opts) if make else
                                 [RunnerBackend(path, backend=spec.name, threads=opts.threads)])
         if END_TO_END in wanted:
-            backends.append(SegmenterBackend(path, threads=opts.threads))
+            why = None if names else _needs_card(path)
+            if why:  # the default set: time what runs without a card, say what was left out
+                skipped[END_TO_END + (f" {path.name}" if len(files) > 1 else "")] = why
+            else:
+                backends.append(SegmenterBackend(path, threads=opts.threads))
     for name in (n for n in wanted if names and n not in (BASELINE, END_TO_END)):
         spec = get_backend(name)
         if not any(spec.opens(p) for p in files):
@@ -141,6 +146,20 @@ def plan_backends(engines: Sequence[str | Path], checkpoint: str | Path | None,
                          expected="--engine MODEL.onnx|.plan and/or --checkpoint MODEL.pt "
                                   "matching the --backend choices")
     return backends, skipped
+
+
+def _needs_card(path: Path) -> str | None:
+    """Why Segmenter cannot time `path` (it has no segdeploy card), or None."""
+    from segdeploy.artifacts import read_export_info
+    from segdeploy.errors import ArtifactError
+
+    try:
+        read_export_info(path)
+    except ArtifactError:
+        return (f"{path.name} has no segdeploy metadata (classes, mean/std), which Segmenter "
+                f"needs; `segdeploy card {path.name} --classes ... --mean ... --std ...` "
+                "gives it one")
+    return None
 
 
 def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warmup: int = 5,

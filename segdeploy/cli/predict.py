@@ -67,15 +67,14 @@ def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
 
 
 def check_image_header(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
+    """Fail before any inference on a file that is no image: the one header reader
+    (Pillow, tifffile for the float / multi-band TIFFs Pillow refuses)."""
+    from segdeploy.imaging import read_header
 
     try:
-        with Image.open(path):
-            pass
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise InputError(f"cannot read image {path} ({exc})",
-                         expected="a PNG, JPEG, BMP or TIFF image",
-                         fix="remove it from the inputs or convert it") from None
+        read_header(path)
+    except InputError as exc:
+        raise exc.retyped(InputError, fix="remove it from the inputs or convert it") from None
 
 
 def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]:

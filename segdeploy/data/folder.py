@@ -17,6 +17,11 @@ Intensities: 8-bit images are used as stored; 16-bit / float images are mapped t
 of the training split's pixels, unless a mapping is given (a model's card, or a fixed
 `--intensity-window`). mean/std come from the training split (up to 200 evenly spaced
 images) after that mapping, computed on first use.
+
+GeoTIFFs with a GDAL nodata value (tag 42113): the decoder reads those pixels as NaN, so
+the window leaves them out and they are fed as 0; their mask pixels become 255 (ignore)
+unless the mask gives them a class other than 0 (background, the usual fill). `warnings`
+says so once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from segdeploy.data.base import (
     package_version,
 )
 from segdeploy.errors import DataError
+from segdeploy.geotiff import nodata_pixels
 from segdeploy.imaging import (
     DEFAULT_PERCENTILES,
     IGNORE_INDEX,
@@ -131,7 +137,20 @@ class FolderDataset(SegmentationDataset):
             self._warnings = self._check_ids()
             if self.layout.unsplit_list is not None:
                 self._warnings.append(fl.split_description(self.layout, self.split))
+            self._warnings.extend(self._nodata_note())
         return list(self._warnings)
+
+    def _nodata_note(self) -> list[str]:
+        """One sentence when images carry a GDAL nodata value (TIFF headers only)."""
+        tiffs = [p.image for p in self.layout.pairs.values()
+                 if p.image.suffix.lower() in (".tif", ".tiff")]
+        values = {h.nodata for h in map(fl.image_header, tiffs) if h.nodata is not None}
+        if not values:
+            return []
+        shown = ", ".join(f"{v:g}" for v in sorted(values))
+        return [f"images carry a GDAL nodata value ({shown}): those pixels are left out of the "
+                "intensity window, fed as 0, and their mask pixels are ignored (255) unless "
+                "the mask gives them a class other than 0"]
 
     def _scan(self) -> fl.MaskScan:
         masks = tuple(p.mask for p in self.layout.pairs.values())
@@ -194,8 +213,12 @@ class FolderDataset(SegmentationDataset):
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         pair = self.layout.pairs[self.stems[index]]
-        image = self.intensity.apply(fl.read_raw_image(pair.image, self.channel_mode != "rgb"))
+        raw = fl.read_raw_image(pair.image, self.channel_mode != "rgb")
+        image = self.intensity.apply(raw)
         mask = fl.read_mask(pair.mask, self.layout.labelmap)
+        nodata = nodata_pixels(raw)
+        if nodata is not None and nodata.shape == mask.shape:
+            mask = np.where(nodata & (mask == 0), np.uint8(IGNORE_INDEX), mask)
         if image.shape[:2] != mask.shape:
             raise DataError(f"image {pair.image} is {image.shape[1]}x{image.shape[0]} but its "
                             f"mask {pair.mask} is {mask.shape[1]}x{mask.shape[0]} (WxH)",

@@ -32,7 +32,7 @@ from typing import TypeVar
 import numpy as np
 
 from segdeploy.errors import DataError, InputError, map_exceptions
-from segdeploy.imaging import IGNORE_INDEX, IMAGE_SUFFIXES, native_channels, read_size
+from segdeploy.imaging import IGNORE_INDEX, IMAGE_SUFFIXES, ImageHeader, read_header
 
 VOC_CLASSES = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -189,16 +189,22 @@ def _open(path: Path):
                         fix="re-export the file or remove it from the dataset") from exc
 
 
+def image_header(path: Path) -> ImageHeader:
+    """The one header reader (imaging.read_header: Pillow, tifffile for float / multi-band
+    TIFFs), with DataError naming the file."""
+    with map_exceptions({InputError: as_data_error}):
+        return read_header(path)
+
+
 def native_mode(path: Path) -> str:
     """'grey' or 'rgb' for an image, from its header only."""
-    with map_exceptions({InputError: as_data_error}):
-        return native_channels(path)
+    return image_header(path).channels
 
 
 def image_size(path: Path) -> tuple[int, int]:
     """(H, W) as displayed, from the header, without decoding pixels."""
-    with map_exceptions({InputError: as_data_error}):
-        return read_size(path)
+    header = image_header(path)
+    return header.height, header.width
 
 
 def read_raw_image(path: Path, grey: bool) -> np.ndarray:

@@ -11,6 +11,7 @@ size is.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,12 +108,24 @@ class _ProbeFailure(Exception):
         self.reason = reason
 
 
+#: PyTorch's convolution error for an input with the wrong number of channels
+_CHANNELS = re.compile(r"expected input\[[^\]]*\] to have (\d+) channels, but got (\d+)")
+
+
 def _run(model: Any, channels: int, hw: tuple[int, int], p: Path) -> tuple[int, tuple[int, int]]:
     x = torch.randn(2, channels, *hw, generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():
             y = model(x)
     except Exception as exc:
+        wrong = _CHANNELS.search(str(exc))
+        if wrong:  # not a size problem: no other size can fix it
+            want = int(wrong.group(1))
+            raise UsageError(
+                f"{p} takes {want} input channels but was given {channels}",
+                expected=f"--in-channels {want} and 1 or {want} values for --mean and --std",
+                fix=f"pass --in-channels {want} (one --mean/--std value means every "
+                    "channel)") from None
         text = str(exc).strip().splitlines()
         line = next((ln.strip() for ln in text if "Error" in ln or "Expected" in ln),
                     text[0] if text else type(exc).__name__)

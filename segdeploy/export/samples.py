@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segdeploy.errors import DataError
-from segdeploy.imaging import IMAGE_SUFFIXES, as_hwc_uint8
+from segdeploy.errors import DataError, InputError
+from segdeploy.imaging import IMAGE_SUFFIXES, load_image
 from segdeploy.manifest import ModelCard
 
 
@@ -28,7 +28,7 @@ def sample_images(card: ModelCard, *, data: str | None, channels: str | None = N
         return parity.real_images(card, dataset=None, limit=limit)
     path = Path(data).expanduser()
     if data not in ("brain", "nuclei") and path.is_dir() and not _has_masks(path):
-        images, desc = _folder_images(path, card.in_channels, limit)
+        images, desc = _folder_images(path, card, limit)
     else:
         mode = channels or _default_mode(data, card)
         fed = ModelCard.from_dict({**card.to_dict(), "channel_mode": mode})
@@ -55,9 +55,9 @@ def _has_masks(path: Path) -> bool:
     return any((path / d).is_dir() for d in ("masks", "SegmentationClass"))
 
 
-def _folder_images(path: Path, channels: int, limit: int) -> tuple[list[np.ndarray], str]:
-    from PIL import Image
-
+def _folder_images(path: Path, card: ModelCard, limit: int) -> tuple[list[np.ndarray], str]:
+    """Evenly spaced images of a folder, read as predict reads them (the one decoder: float /
+    multi-band GeoTIFFs included, mapped by the card's intensity mapping)."""
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"--data {path} holds no images",
@@ -68,10 +68,9 @@ def _folder_images(path: Path, channels: int, limit: int) -> tuple[list[np.ndarr
     images = []
     for i in picks:
         try:
-            with Image.open(files[int(i)]) as im:
-                arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
-        except OSError as exc:
-            raise DataError(f"--data: cannot read {files[int(i)]} ({exc})",
-                            fix="remove or replace the file") from exc
-        images.append(as_hwc_uint8(arr, channels))
+            images.append(load_image(files[int(i)], channels=card.in_channels,
+                                     intensity=card.intensity_mapping()))
+        except InputError as exc:
+            raise exc.retyped(DataError, what=f"--data: {exc.what}",
+                              fix="remove or replace the file") from None
     return images, f"{path.name}/ images x{len(images)} (no masks)"

@@ -197,9 +197,36 @@ def _require_dynamic(program: Any, p: Path, static_size: tuple[int, int] | None)
                 "or pass --static-size HxW for a fixed-size graph")
 
 
+def _input_channels(model: Any, facts: SourceFacts) -> int:
+    """--in-channels, else as many --mean values as there are when more than one (one value
+    means every channel, as `segdeploy card` documents), else the channels of the model's
+    first 4-D weight (its stem convolution), else 3."""
+    if facts.in_channels:
+        return facts.in_channels
+    given = max(len(facts.mean or []), len(facts.std or []))
+    if given > 1:
+        return given
+    try:
+        weight = next((w for w in model.parameters() if w.ndim == 4), None)
+    except Exception:  # noqa: BLE001 - a module without parameters(): assume RGB
+        weight = None
+    return int(weight.shape[1]) if weight is not None else 3
+
+
+def _per_channel(values: list[float], c: int, flag: str) -> list[float]:
+    if len(values) == 1:
+        return values * c
+    if len(values) != c:
+        raise UsageError(f"{flag} has {len(values)} values for a model with {c} input channels",
+                         expected=f"{c} values (one per channel) or one value for all",
+                         fix=f"pass {c} comma-separated values, or --in-channels to say how "
+                             "many channels the model takes")
+    return values
+
+
 def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[str]]:
     notes: list[str] = []
-    c = facts.in_channels or (len(facts.mean) if facts.mean else 3)
+    c = _input_channels(model, facts)
     mean, std = facts.mean, facts.std
     if mean is None or std is None:
         if c != 3:
@@ -208,9 +235,7 @@ def _card_for(model: Any, facts: SourceFacts, p: Path) -> tuple[ModelCard, list[
                              fix="pass the normalisation the model was trained with")
         mean, std = mean or IMAGENET_MEAN, std or IMAGENET_STD
         notes.append("mean/std not given: assumed ImageNet statistics")
-    if len(mean) != c or len(std) != c:
-        raise UsageError(f"--mean/--std have {len(mean)}/{len(std)} values for {c} channels",
-                         expected="one value per input channel")
+    mean, std = _per_channel(mean, c, "--mean"), _per_channel(std, c, "--std")
     from segdeploy.export.probe import probe_model
 
     probe = probe_model(model, c, p, size_multiple=facts.size_multiple,

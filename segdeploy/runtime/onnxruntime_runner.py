@@ -95,6 +95,10 @@ DEFAULT_SPINNING = False
 _SPIN_KEYS = ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning")
 
 
+#: ONNX Runtime's log severity for "fatal only" (0 verbose, 1 info, 2 warning, 3 error)
+ORT_LOG_FATAL = 4
+
+
 def session_options(ort: Any, given: Any, *, threads: int | None, spinning: bool) -> Any:
     """An ort.SessionOptions from the user's object or config dict, threads and spinning.
 
@@ -104,7 +108,9 @@ def session_options(ort: Any, given: Any, *, threads: int | None, spinning: bool
                          expected="an onnxruntime.SessionOptions or a dict of config entries")
     options = given if isinstance(given, ort.SessionOptions) else ort.SessionOptions()
     if not isinstance(given, ort.SessionOptions):
-        options.log_severity_level = 3  # errors only; we raise our own messages
+        # fatal only: ORT logs a failed load or run as an [E:onnxruntime:...] line at
+        # severity 3 (error) before raising; the exception becomes our one error line
+        options.log_severity_level = ORT_LOG_FATAL
     entries = dict(given) if isinstance(given, Mapping) else {}
     for key in _SPIN_KEYS:
         if key not in entries and not _has_entry(options, key):

@@ -22,8 +22,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("bench", "verify", "engine", "export", "training"), 2),
     **dict.fromkeys(("runtime", "reference_models", "data"), 1),
     **dict.fromkeys(("segdeploy", "artifacts", "atomic", "comparison", "digest", "dims",
-                     "errors", "fieldcheck", "geometry", "imaging", "locking", "manifest",
-                     "metrics", "onnx_metadata", "onnx_precision", "precision", "volumes"), 0),
+                     "errors", "fieldcheck", "geometry", "geotiff", "imaging", "locking",
+                     "manifest", "metrics", "onnx_metadata", "onnx_precision", "precision",
+                     "volumes"), 0),
 }
 #: allowed edges between two parts of one layer (core modules import each other freely)
 SIDEWAYS: dict[str, set[str]] = {
