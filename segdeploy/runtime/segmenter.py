@@ -146,7 +146,13 @@ class Segmenter:
         memory): predict() tiles images whose untiled run would need more.
         pad_to_stride=False pads only as much as the model requires (min_size,
         size_multiple), as segdeploy did before stride-aligned inference.
+        "triton://HOST:8000/NAME" (HTTP) or "grpc://HOST:8001/NAME" returns a client of a
+        model `segdeploy triton` serves, with the same predict() (segdeploy.serving).
         """
+        if isinstance(path, str) and path.startswith(("triton://", "grpc://")):
+            from segdeploy.serving.triton_client import connect
+
+            return connect(path, **options)  # type: ignore[return-value]
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"model file {path} does not exist",
