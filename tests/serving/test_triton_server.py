@@ -1,0 +1,98 @@
+"""Against a REAL tritonserver: masks == in-process Segmenter.predict, batching, bad requests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from segdeploy.runtime import Segmenter
+from segdeploy.serving.local_server import LocalTriton
+from tests.serving.conftest import SERVED
+
+
+def url(server: LocalTriton, protocol: str, model: str) -> str:
+    if protocol == "http":
+        return f"triton://{server.http_address}/{model}"
+    return f"grpc://{server.grpc_address}/{model}"
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("model", list(SERVED))
+def test_masks_equal_in_process_predict(triton_server, local_segmenters, brain_images,
+                                        protocol: str, model: str) -> None:
+    local = local_segmenters[model]
+    with Segmenter.load(url(triton_server, protocol, model)) as remote:
+        assert remote.classes == local.classes and remote.num_classes == 3
+        for image in brain_images:  # one image per request, several sizes
+            expected = local.predict(image)
+            got = remote.predict(image)
+            assert got.dtype == expected.dtype == np.uint8 and got.shape == image.shape[:2]
+            np.testing.assert_array_equal(got, expected)
+        assert len(np.unique(expected)) >= 2  # the masks are not trivially empty
+        listed = remote.predict(brain_images)  # a list of mixed sizes
+        for image, mask in zip(brain_images, listed, strict=True):
+            np.testing.assert_array_equal(mask, local.predict(image))
+        batch = np.stack([brain_images[0]] * 3)  # an N x H x W x C batch
+        np.testing.assert_array_equal(remote.predict(batch), local.predict(batch))
+        grey = brain_images[1][..., 0]  # HxW is taken as one grey channel, as in-process
+        np.testing.assert_array_equal(remote.predict(grey), local.predict(grey))
+
+
+def test_batches_larger_than_max_batch_are_split(triton_server, local_segmenters,
+                                                 brain_images) -> None:
+    batch = np.stack([brain_images[4]] * 11)  # max_batch_size is 8
+    with Segmenter.load(url(triton_server, "grpc", "brain")) as remote:
+        np.testing.assert_array_equal(remote.predict(batch),
+                                      local_segmenters["brain"].predict(batch))
+
+
+def test_logits_on_request(triton_server, local_segmenters, brain_images) -> None:
+    image = brain_images[2]
+    with Segmenter.load(url(triton_server, "http", "brain")) as remote:
+        logits = remote.image_logits(image)
+    expected = local_segmenters["brain"].image_logits(image)
+    assert logits.shape == expected.shape == (3, *image.shape[:2])
+    np.testing.assert_allclose(logits, expected, rtol=0, atol=1e-5)
+
+
+def inference_counts(server: LocalTriton, model: str) -> tuple[int, int]:
+    import tritonclient.http as http
+
+    with http.InferenceServerClient(server.http_address) as client:
+        stats = client.get_inference_statistics(model)["model_stats"][0]
+    return int(stats["inference_count"]), int(stats["execution_count"])
+
+
+def test_sixteen_concurrent_clients_are_batched_and_right(triton_server, local_segmenters,
+                                                          brain_images) -> None:
+    local = local_segmenters["brain"]
+    expected = [local.predict(im) for im in brain_images]
+    inferences0, executions0 = inference_counts(triton_server, "brain")
+    start = threading.Barrier(16)
+
+    def client(k: int) -> list[bool]:
+        protocol = "http" if k % 2 else "grpc"
+        with Segmenter.load(url(triton_server, protocol, "brain")) as remote:
+            start.wait(timeout=60)
+            results = []
+            for j in range(4):
+                i = (k + j) % len(brain_images)
+                results.append(bool(np.array_equal(remote.predict(brain_images[i]),
+                                                   expected[i])))
+            return results
+
+    with ThreadPoolExecutor(16) as pool:
+        results = [r for rs in pool.map(client, range(16)) for r in rs]
+    assert results == [True] * 64
+    for _ in range(50):  # statistics are recorded just after the responses are sent
+        inferences1, executions1 = inference_counts(triton_server, "brain")
+        if inferences1 - inferences0 >= 64:
+            break
+        time.sleep(0.1)
+    inferences, executions = inferences1 - inferences0, executions1 - executions0
+    assert inferences == 64
+    assert executions < inferences, f"{executions} executions for {inferences} inferences"
