@@ -152,7 +152,10 @@ class Segmenter:
         if isinstance(path, str) and path.startswith(("triton://", "grpc://")):
             from segdeploy.serving.triton_client import connect
 
-            return connect(path, **options)  # type: ignore[return-value]
+            given = [k for k, v in (("backend", backend), ("providers", providers),
+                                    ("threads", threads), ("precision", precision),
+                                    ("memory_budget", memory_budget)) if v is not None]
+            return connect(path, *given, **options)  # type: ignore[return-value]
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"model file {path} does not exist",

@@ -211,9 +211,10 @@ class TritonSegmenter:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def connect(url: str, **options: Any) -> TritonSegmenter:
-    """`Segmenter.load(url)` for triton:// and grpc:// addresses (options: timeout=)."""
-    unknown = sorted(set(options) - {"timeout"})
+def connect(url: str, *local_options: str, **options: Any) -> TritonSegmenter:
+    """`Segmenter.load(url)` for triton:// and grpc:// addresses (options: timeout=);
+    local_options: names of in-process options the caller set, refused here."""
+    unknown = [*local_options, *sorted(set(options) - {"timeout"})]
     if unknown:
         raise UsageError(f"option(s) {', '.join(unknown)} do not apply to a Triton server",
                          fix="configure the backend in the server's model repository "

@@ -96,3 +96,20 @@ def test_sixteen_concurrent_clients_are_batched_and_right(triton_server, local_s
     inferences, executions = inferences1 - inferences0, executions1 - executions0
     assert inferences == 64
     assert executions < inferences, f"{executions} executions for {inferences} inferences"
+
+
+def test_a_server_stops_without_leftovers(triton_repo, tmp_path) -> None:
+    """Start, serve, stop: no process of its session and no /dev/shm region of its prefix."""
+    from tests.serving.conftest import need_triton
+
+    need_triton()
+    server = LocalTriton(triton_repo, tmp_path / "work",
+                         shm_prefix=f"segdeploy_stop_{id(tmp_path)}_")
+    with server:
+        assert server.group_alive()
+        with Segmenter.load(url(server, "grpc", "brain")) as remote:
+            assert remote.predict(np.zeros((40, 50, 1), np.uint8)).shape == (40, 50)
+        assert server.leftover_shm(), "the Python backend's shared memory has this prefix"
+    assert server.proc is not None and server.proc.returncode == 0
+    assert not server.group_alive()
+    assert server.leftover_shm() == []
