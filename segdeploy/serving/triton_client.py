@@ -95,7 +95,8 @@ class TritonSegmenter:
         if _is_timeout(exc):
             return ServingError(f"{where} did not answer {what} within {self.timeout:g} s",
                                 fix="check the server is healthy, or pass a larger timeout=")
-        message = exc.message() if callable(getattr(exc, "message", None)) else str(exc)
+        text = getattr(exc, "message", None)  # tritonclient's InferenceServerException
+        message = text() if callable(text) else str(exc)
         return ServingError(f"{where} refused {what}: {message}")
 
     def _connect(self) -> None:

@@ -97,7 +97,7 @@ class TritonPythonModel:
         sizes); if that fails, request by request so one failure stays that request's."""
         images = [image for batch in batches.values() for image in batch]
         try:
-            flat = self.segmenter.predict(images) if images else []
+            flat = list(self.segmenter.predict(images)) if images else []
         except Exception:  # noqa: BLE001 - retried per request below, which names the error
             return {i: self._one(batch) for i, batch in batches.items()}
         out: dict[int, Any] = {}

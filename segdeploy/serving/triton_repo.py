@@ -109,7 +109,8 @@ def describe_plan(path: Path) -> Graph:
     """A plan's I/O from its .plan.json sidecar (the plan needs TensorRT to open)."""
     manifest = read_plan_manifest(path)
     info = manifest.export
-    inputs, outputs = [], []
+    inputs: list[tc.Tensor] = []
+    outputs: list[tc.Tensor] = []
     for io in manifest.io:
         shape = list(io.get("shape", []))
         tensor = tc.Tensor(io["name"], str(io["dtype"]), _dims(shape[1:]))

@@ -30,7 +30,7 @@ if ! have_python; then
   if ! have_python; then
     echo "test-serving: SKIPPED: $SERVING_PYTHON with its venv module and libpython3.11 is" \
          "needed (the nvidia-pytriton wheel's Python-backend stub links it), and apt-get" \
-         "could not install python3.11-venv libpython3.11 here"
+         "could not provide them here"
     exit 0
   fi
 fi
