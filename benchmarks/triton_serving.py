@@ -87,6 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def main(argv: list[str]) -> int:
+    from segdeploy.bench.cpu_features import cpu_extensions
     from segdeploy.bench.environment import cpu_model
     from segdeploy.runtime import Segmenter
     from segdeploy.serving.local_server import LocalTriton
@@ -115,8 +116,8 @@ def main(argv: list[str]) -> int:
                 print(json.dumps(row), flush=True)
     local.close()
     size = "x".join(str(d) for d in images[0].shape)
-    result = {"cpu": cpu_model(), "cores": os.cpu_count(), "model": str(args.model),
-              "image": size, "images": len(images), "rows": rows}
+    result = {"cpu": cpu_model(), "extensions": cpu_extensions(), "cores": os.cpu_count(),
+              "model": str(args.model), "image": size, "images": len(images), "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
