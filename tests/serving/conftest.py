@@ -9,20 +9,17 @@ errors) run everywhere.
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.serving.make_artifacts import COMPLETE, FILES
+from make_artifacts import COMPLETE, FILES
+from triton_served import SERVED, need_triton
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SEGDEPLOY_SERVING_ARTIFACTS", ROOT / "build" / "serving"))
-#: the Python models the server tests serve: name -> (artifact key, repository options)
-SERVED = {"brain": ("fp32", {}), "brain_int8": ("int8", {"max_image_pixels": 250 * 250}),
-          "brain_ingraph": ("ingraph", {})}
 
 
 def have_artifacts() -> bool:
@@ -55,18 +52,12 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return ARTIFACTS / FILES["fp32"]
     pytest.importorskip("torch", reason="making a test ONNX file needs torch")
     pytest.importorskip("onnx", reason="making a test ONNX file needs onnx")
-    from tests.runtime.tiny_models import TinySegNet, torch, write_onnx
+    sys.path.insert(0, str(ROOT / "tests" / "runtime"))  # as tests/runtime imports it
+    from tiny_models import TinySegNet, torch, write_onnx
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("serving_onnx") / "tiny.onnx"
     return write_onnx(path, TinySegNet(1, 3).eval(), in_channels=1, num_classes=3)
-
-
-def need_triton() -> None:
-    for module, why in (("tritonclient", "tritonclient"), ("pytriton", "nvidia-pytriton")):
-        if importlib.util.find_spec(module) is None:
-            pytest.skip(f"{why} is not installed here: the server tests run in the serving "
-                        "venv (make test-serving)")
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import cli_fails, run_cli
 
 from segdeploy.errors import ArtifactError, UsageError
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 from segdeploy.serving import triton_repo
 from segdeploy.serving.errors import ConfigSchemaError
 from segdeploy.serving.triton_repo import RepoOptions, model_name, write_repository
-from tests.cli_run import cli_fails, run_cli
 
 
 def tree(folder: Path) -> list[str]:

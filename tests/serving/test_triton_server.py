@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from triton_served import SERVED, need_triton
 
 from segdeploy.runtime import Segmenter
 from segdeploy.serving.local_server import LocalTriton
-from tests.serving.conftest import SERVED
 
 
 def url(server: LocalTriton, protocol: str, model: str) -> str:
@@ -100,8 +100,6 @@ def test_sixteen_concurrent_clients_are_batched_and_right(triton_server, local_s
 
 def test_a_server_stops_without_leftovers(triton_repo, tmp_path) -> None:
     """Start, serve, stop: no process of its session and no /dev/shm region of its prefix."""
-    from tests.serving.conftest import need_triton
-
     need_triton()
     server = LocalTriton(triton_repo, tmp_path / "work",
                          shm_prefix=f"segdeploy_stop_{id(tmp_path)}_")
