@@ -111,3 +111,22 @@ def test_a_server_stops_without_leftovers(triton_repo, tmp_path) -> None:
     assert server.proc is not None and server.proc.returncode == 0
     assert not server.group_alive()
     assert server.leftover_shm() == []
+
+
+def test_logits_only_when_named_or_when_no_output_is(triton_server, local_segmenters,
+                                                     brain_images) -> None:
+    import tritonclient.grpc as grpc
+
+    image = brain_images[4][None]
+    client = grpc.InferenceServerClient(triton_server.grpc_address)
+    try:
+        inp = grpc.InferInput("IMAGE", list(image.shape), "UINT8")
+        inp.set_data_from_numpy(image)
+        mask_only = client.infer("brain", [inp], outputs=[grpc.InferRequestedOutput("MASK")])
+        everything = client.infer("brain", [inp])
+    finally:
+        client.close()
+    assert mask_only.as_numpy("LOGITS") is None
+    np.testing.assert_array_equal(mask_only.as_numpy("MASK")[0],
+                                  local_segmenters["brain"].predict(brain_images[4]))
+    assert everything.as_numpy("LOGITS").shape == (1, 3, *image.shape[1:3])
