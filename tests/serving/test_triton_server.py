@@ -40,6 +40,8 @@ def test_masks_equal_in_process_predict(triton_server, local_segmenters, brain_i
         np.testing.assert_array_equal(remote.predict(batch), local.predict(batch))
         grey = brain_images[1][..., 0]  # HxW is taken as one grey channel, as in-process
         np.testing.assert_array_equal(remote.predict(grey), local.predict(grey))
+        wide = brain_images[2].astype(np.uint16) * 257  # 16-bit: the card's intensity mapping
+        np.testing.assert_array_equal(remote.predict(wide), local.predict(wide))
 
 
 def test_batches_larger_than_max_batch_are_split(triton_server, local_segmenters,
