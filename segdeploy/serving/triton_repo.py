@@ -6,9 +6,10 @@
     REPO/NAME_native/config.pbtxt   --native: platform onnxruntime_onnx or tensorrt_plan
     REPO/NAME_native/1/model.onnx   (or model.plan), for Triton's own GPU backends
 
-Everything is written in a temporary folder inside REPO, every config is parsed against
-Triton's schema, and only then is each model folder renamed into place: a failure leaves
-REPO as it was.
+Everything is written in a temporary folder beside REPO (not inside: Triton takes every
+folder of a repository, hidden ones too, for a model, and a server starting meanwhile would
+fail on it), every config is parsed against Triton's schema, and only then is each model
+folder renamed into place: a failure leaves REPO as it was.
 """
 
 from __future__ import annotations
@@ -227,6 +228,15 @@ def check_targets(repo: Path, names: list[str], force: bool) -> None:
                          fix="pass --force to replace it, or --name for another name")
 
 
+def staging_folder(repo: Path, name: str) -> Path:
+    """A temporary folder beside `repo` on its file system (renames are atomic only within
+    one); inside it only when `repo` is a mount point or its parent is read-only."""
+    parent = repo.resolve().parent
+    if os.access(parent, os.W_OK) and parent.stat().st_dev == repo.stat().st_dev:
+        return Path(tempfile.mkdtemp(prefix=f".{repo.name}.{name}.", suffix=".tmp", dir=parent))
+    return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
+
+
 def write_repository(artifact: str | os.PathLike[str], repo: str | os.PathLike[str],
                      options: RepoOptions | None = None) -> RepoResult:
     """Write (or with `force` replace) the model folders of `artifact` in `repo`."""
@@ -245,7 +255,7 @@ def write_repository(artifact: str | os.PathLike[str], repo: str | os.PathLike[s
     repo.mkdir(parents=True, exist_ok=True)
     check_targets(repo, names, options.force)
     with output_lock(repo / name):
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=repo))
+        staging = staging_folder(repo, name)
         try:
             stage_models(artifact, staging, name, options)
             checked = check_staged(staging, names)

@@ -66,7 +66,28 @@ def test_a_failed_check_leaves_the_repository_as_it_was(small_onnx: Path, tmp_pa
         write_repository(small_onnx, repo, RepoOptions(name="new"))
     after = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
     assert after == before  # the old model kept, no new one, no temporary folder
-    assert not any(p.name.endswith(".tmp") for p in repo.iterdir())
+    assert not any(p.name.endswith(".tmp") for p in [*repo.iterdir(), *tmp_path.iterdir()])
+
+
+def test_nothing_but_finished_models_ever_appears_in_the_repository(
+        small_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton loads every folder of a repository (hidden ones too): staging happens beside it."""
+    repo = tmp_path / "repo"
+    write_repository(small_onnx, repo, RepoOptions(name="seg"))
+    seen: list[list[str]] = []
+    check = triton_repo.check_staged
+
+    def watching(staging: Path, names: list[str]) -> bool:  # folders: Triton skips files
+        seen.append(sorted(p.name for p in repo.iterdir() if p.is_dir()))
+        assert staging.parent == tmp_path
+        return check(staging, names)
+
+    monkeypatch.setattr(triton_repo, "check_staged", watching)
+    write_repository(small_onnx, repo, RepoOptions(name="seg", force=True))
+    write_repository(small_onnx, repo, RepoOptions(name="two", native=True))
+    assert seen == [["seg"], ["seg"]]
+    assert sorted(p.name for p in repo.iterdir()) == ["seg", "two", "two_native"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]
 
 
 def test_names_from_artifacts() -> None:
