@@ -6,6 +6,8 @@
 Images get the card's intensity mapping and channel handling here (numpy, as in
 `Segmenter`), so the server receives exactly the uint8 pixels in-process inference would
 feed; its model.py runs `Segmenter.predict` on them, so masks are byte-identical.
+Use one client per thread: tritonclient's HTTP client is not thread-safe. Concurrent
+requests from many clients are what Triton's dynamic batcher batches.
 """
 
 from __future__ import annotations
