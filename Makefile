@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-zoo zoo-venv lint venv clean
+.PHONY: demo test test-zoo zoo-venv test-serving lint venv clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,15 @@ zoo-venv: $(ZOO_STAMP)
 test-zoo: $(ZOO_STAMP)
 	$(ZOO)/bin/python -m pytest -q tests/zoo
 
+# Triton serving against a REAL tritonserver (nvidia-pytriton wheel) in .venv-serving, made
+# from Debian's python3.11 (skips, saying why, where that is impossible); the artifacts it
+# serves are made with torch in .venv first. See tests/serving/run.sh.
+test-serving: $(STAMP)
+	MAIN_PYTHON=$(BIN)/python bash tests/serving/run.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy segdeploy --exclude $(UNTYPED)
 
 clean:
-	rm -rf $(VENV) $(ZOO) build *.egg-info demo-output
+	rm -rf $(VENV) $(ZOO) .venv-serving build *.egg-info demo-output

@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "bench",
     "verify",
     "card",
+    "triton",
 )
 
 

@@ -17,7 +17,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 
@@ -124,7 +124,17 @@ class Segmenter:
         size_multiple), as segdeploy did before stride-aligned inference. An INT8 file on a
         backend that can mis-run QDQ graphs (OpenVINO) is checked against ONNX Runtime once
         (`int8_agreement`); crosscheck=False skips that.
+        "triton://HOST:8000/NAME" (HTTP) or "grpc://HOST:8001/NAME" returns a client of a
+        model `segdeploy triton` serves, with the same predict() (segdeploy.serving).
         """
+        if isinstance(path, str) and path.startswith(("triton://", "grpc://")):
+            from segdeploy.serving.triton_client import connect
+
+            given = [k for k, v in (("backend", backend), ("providers", providers),
+                                    ("threads", threads), ("precision", precision),
+                                    ("memory_budget", memory_budget)) if v is not None]
+            # the client duck-types Segmenter's public API (predict, classes, close, with)
+            return cast("Segmenter", connect(path, *given, **options))
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"model file {path} does not exist",
