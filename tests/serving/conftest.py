@@ -36,6 +36,14 @@ def artifacts() -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def nuclei_images(artifacts: dict[str, Path]) -> list[np.ndarray]:
+    """Real 128x128 fluorescence tiles, and a crop of one: for the binary model."""
+    with np.load(artifacts["nuclei_images"]) as z:
+        full = [z[k] for k in z.files]
+    return [np.ascontiguousarray(im) for im in (*full, full[0][:77, 5:110])]
+
+
+@pytest.fixture(scope="session")
 def brain_images(artifacts: dict[str, Path]) -> list[np.ndarray]:
     """Real MRI slices (197x233x1 uint8) and crops / transposes of them: several sizes."""
     with np.load(artifacts["images"]) as z:

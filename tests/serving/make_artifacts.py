@@ -5,8 +5,10 @@
 writes DIR/unet_brain.onnx (FP32), DIR/unet_brain.int8.onnx (QDQ INT8) and
 DIR/unet_brain.ingraph.onnx (`--with-preprocess --with-argmax`) of the small brain U-Net of
 tests/conftest.py (trained for 2 epochs: the masks only need to be non-trivial),
-DIR/brain_val_images.npz (real 197x233 MRI slices of the validation split), then
-DIR/.complete. The serving venv has no torch; it only reads these files.
+DIR/brain_val_images.npz (real 197x233 MRI slices of the validation split), a binary
+(1-channel, one logit) U-Net of the real nuclei image DIR/unet_nuclei_binary.onnx with
+DIR/nuclei_val_images.npz, then DIR/.complete. The serving venv has no torch; it only
+reads these files.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 STEM = "unet_brain"
 FILES = {"fp32": f"{STEM}.onnx", "int8": f"{STEM}.int8.onnx", "ingraph": f"{STEM}.ingraph.onnx",
-         "images": "brain_val_images.npz"}
+         "images": "brain_val_images.npz", "binary": "unet_nuclei_binary.onnx",
+         "nuclei_images": "nuclei_val_images.npz"}
 #: validation slices saved for the server tests (the serving venv has no nilearn/nibabel)
 IMAGES = 12
 COMPLETE = ".complete"
@@ -48,15 +51,30 @@ def make(out: Path) -> None:
                                          calibration_images=16, val_images=8,
                                          min_agreement=95.0, max_miou_drop=5.0))
     save_images(out / FILES["images"])
+    make_binary(out)
     (out / COMPLETE).write_text(f"{time.perf_counter() - t0:.1f} s\n")
 
 
-def save_images(path: Path) -> None:
+def make_binary(out: Path) -> None:
+    """A binary head (--num-classes 1) trained briefly on the nuclei image, and its val tiles."""
+    from segdeploy.export import ExportOptions, run_export
+    from segdeploy.training import TrainConfig, train
+
+    ckpt = out / "unet_nuclei_binary.pt"
+    train(TrainConfig(arch="unet", data="nuclei", width=0.125, batch_norm=True, epochs=2,
+                      lr=3e-3, batch_size=8, image_size=(96, 96), seed=0, device="cpu",
+                      num_classes=1, output=str(ckpt), progress=False, verbose=False))
+    run_export(ckpt, ExportOptions(output=str(out / FILES["binary"]), opset=17, fp16=False,
+                                   check_sizes=["1x1x97x131"]))
+    save_images(out / FILES["nuclei_images"], "nuclei")
+
+
+def save_images(path: Path, data: str = "brain") -> None:
     import numpy as np
 
     from segdeploy.data import get_dataset
 
-    ds = get_dataset("brain", split="val")
+    ds = get_dataset(data, split="val")
     step = max(len(ds) // IMAGES, 1)
     images = [ds[i][0] for i in range(0, len(ds), step)][:IMAGES]
     np.savez_compressed(path, *images)

@@ -9,7 +9,8 @@ import pytest
 #: the Python models the server tests serve: name -> (artifact key, repository options)
 SERVED = {"brain": ("fp32", {}),
           "brain_int8": ("int8", {"max_image_pixels": 250 * 250, "instances": 2}),
-          "brain_ingraph": ("ingraph", {})}
+          "brain_ingraph": ("ingraph", {}),
+          "nuclei_binary": ("binary", {})}
 
 
 def need_triton() -> None:
