@@ -11,15 +11,15 @@ import json
 import os
 from pathlib import Path
 
+# the file kinds live in artifact_kind (which sniffs bytes); re-exported for callers here
+from segdeploy.artifact_kind import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
+from segdeploy.artifact_kind import MANIFEST_SUFFIX as MANIFEST_SUFFIX
+from segdeploy.artifact_kind import ONNX_SUFFIXES as ONNX_SUFFIXES
+from segdeploy.artifact_kind import PLAN_SUFFIXES as PLAN_SUFFIXES
+from segdeploy.artifact_kind import plan_manifest_path as plan_manifest_path
 from segdeploy.atomic import atomic_path
 from segdeploy.errors import ArtifactError
 from segdeploy.manifest import ExportInfo, PlanManifest
-
-#: TensorRT plan suffixes that segdeploy reads (it writes .plan)
-PLAN_SUFFIXES = (".plan", ".engine", ".trt")
-ONNX_SUFFIXES = (".onnx",)
-CHECKPOINT_SUFFIXES = (".pt", ".pth")
-MANIFEST_SUFFIX = ".json"
 
 
 def is_plan(path: str | os.PathLike[str]) -> bool:
@@ -28,12 +28,6 @@ def is_plan(path: str | os.PathLike[str]) -> bool:
 
 def is_onnx(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in ONNX_SUFFIXES
-
-
-def plan_manifest_path(plan: str | os.PathLike[str]) -> Path:
-    """`model.plan` -> `model.plan.json` (the sidecar `segdeploy build` writes)."""
-    plan = Path(plan)
-    return plan.with_name(plan.name + MANIFEST_SUFFIX)
 
 
 def rebuild_hint(plan: Path, manifest: PlanManifest | None = None) -> str:
@@ -119,4 +113,4 @@ def read_export_info(path: str | os.PathLike[str]) -> ExportInfo:
         return read_plan_manifest(path).export
     raise ArtifactError(f"cannot tell what {path.name} is from its suffix",
                         expected=f"one of {', '.join(ONNX_SUFFIXES + PLAN_SUFFIXES)}",
-                        fix="rename the file to its real type")
+                        fix="`segdeploy info FILE` says what the file is")

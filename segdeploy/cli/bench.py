@@ -115,7 +115,15 @@ def _card(engines: tuple[str, ...], checkpoint: str | None, *, need: bool = True
     from segdeploy.errors import ArtifactError, UsageError
 
     if engines:
+        from segdeploy.artifact_kind import sniff
         from segdeploy.artifacts import read_export_info
+
+        for engine in map(Path, engines):
+            kind = sniff(engine) if engine.is_file() else None
+            if kind is not None and kind.name not in ("onnx", "plan", "unknown"):
+                raise UsageError(f"--engine {engine} is {kind.what}",
+                                 expected="an ONNX model or a TensorRT plan as --engine",
+                                 fix=kind.use)
 
         try:
             return read_export_info(engines[0]).card

@@ -82,10 +82,15 @@ def detect_kind(path: Path) -> str:
                               else f"{path} is not a file",
                               expected="a segdeploy checkpoint (.pt), TorchScript archive or .pt2",
                               fix="check the path")
-    if path.suffix.lower() in ONNX_SUFFIXES + PLAN_SUFFIXES:
-        raise UsageError(f"{path} is already an exported {path.suffix[1:]} file",
-                         expected="a PyTorch checkpoint, TorchScript archive or .pt2",
-                         fix="build an ONNX file with `segdeploy build`, or export the .pt")
+    from segdeploy.artifact_kind import sniff, wrong_kind
+
+    kind = sniff(path)
+    if kind.name in ("onnx", "plan"):
+        raise UsageError(f"{path} is {kind.what}: already exported",
+                         expected="a PyTorch checkpoint, TorchScript archive or .pt2 to export",
+                         fix=kind.use)
+    if path.suffix.lower() in ONNX_SUFFIXES + PLAN_SUFFIXES:  # named like a model, it is not
+        raise wrong_kind(path, "checkpoint", "export") or UsageError(f"{path} is {kind.what}")
     if not zipfile.is_zipfile(path):
         return "checkpoint"  # torch_load_safely names what is wrong with it
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from segdeploy.errors import CheckpointError
+from segdeploy.errors import CheckpointError, SegdeployError
 
 
 def torch_load_safely(path: str | os.PathLike[str], what: str = "checkpoint") -> Any:
@@ -71,7 +71,13 @@ def _starts_like_pickle(p: Path) -> bool:
         return fh.read(1) == b"\x80"
 
 
-def _corrupt(p: Path, exc: BaseException) -> CheckpointError:
+def _corrupt(p: Path, exc: BaseException) -> SegdeployError:
+    """A file torch cannot read: another kind of file (said so, with what takes it), or a
+    damaged checkpoint."""
+    from segdeploy.artifact_kind import wrong_kind
+
+    if (other := wrong_kind(p, "checkpoint")) is not None:
+        return other
     lines = [ln for ln in str(exc).splitlines() if ln.strip()]
     why = lines[-1][:120] if lines else type(exc).__name__
     if isinstance(exc, pickle.UnpicklingError) and "Unsupported" in str(exc):

@@ -117,6 +117,15 @@ def backend_for(path: str | os.PathLike[str], backend: str | None = None) -> Bac
         return get_backend(backend)
     defaults = [s for s in BACKENDS.values() if path.suffix.lower() in s.default_for]
     if not defaults:
+        from segdeploy.artifact_kind import sniff
+
+        kind = sniff(path) if path.is_file() else None
+        if kind is not None and kind.name in ("onnx", "plan"):  # a model, misnamed
+            return next(s for s in BACKENDS.values()
+                        if (".onnx" if kind.name == "onnx" else ".plan") in s.default_for)
+        if kind is not None and kind.name not in ("unknown", "text"):
+            raise UsageError(f"{path} is {kind.what}, not a model file this command runs",
+                             expected="an ONNX model or a TensorRT plan", fix=kind.use)
         raise UsageError(f"cannot tell the backend of {path.name} from its suffix",
                          expected="a file ending in " + " / ".join(all_suffixes()),
                          fix="`segdeploy info FILE` says what the file is")

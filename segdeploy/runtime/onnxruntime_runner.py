@@ -190,6 +190,10 @@ class OnnxRuntimeRunner(Runner):
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=providers)
         except self._errors as exc:
+            from segdeploy.artifact_kind import wrong_kind
+
+            if (other := wrong_kind(self.path, "onnx")) is not None:
+                raise other from None  # a checkpoint, a plan...: say what it is
             reason = first_line(exc, join=True)
             raise ArtifactError(f"ONNX Runtime could not load {self.path} ({reason})",
                                 expected="a complete, valid ONNX file",

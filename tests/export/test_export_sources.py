@@ -10,7 +10,7 @@ import torch
 from export_test_models import SIZES, SvdNet, UserNet, make_checkpoint, save_pt2, save_traced
 
 from segdeploy.cli.main import main
-from segdeploy.errors import CheckpointError, ExportError, UsageError
+from segdeploy.errors import CheckpointError, ExportError, SegdeployError, UsageError
 from segdeploy.export.pipeline import ExportOptions, run_export
 from segdeploy.export.sources import SourceFacts, detect_kind
 
@@ -136,7 +136,7 @@ def test_bad_checkpoints_and_paths(tmp_path: Path, capsys) -> None:
         run_export(tmp_path / "nope.pt", ExportOptions(**FAST))
     already = tmp_path / "model.onnx"
     already.write_bytes(b"not really")
-    with pytest.raises(UsageError, match="already an exported onnx"):
+    with pytest.raises(SegdeployError, match="model.onnx is a text file, not a PyTorch"):
         run_export(already, ExportOptions(**FAST))
     already.unlink()
     assert _onnx_files(tmp_path) == []
