@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 
 from segdeploy.errors import UsageError
 
-#: bytes per input pixel of an untiled prediction (measured ~210 B/px, rounded up)
+#: bytes per input pixel of an untiled prediction before the model is measured (the reference
+#: U-Net needs ~400-430 B/px on ONNX Runtime, FCN-ResNet18 ~600: see measure_bytes_per_pixel)
 DEFAULT_BYTES_PER_PIXEL = 256
+#: images whose default estimate is within this factor of the budget get the model measured
+MEASURE_WITHIN = 8
+#: safety margin on a measured figure (arena growth steps, allocator slack)
+MEASURED_MARGIN = 1.25
 #: the default budget is this share of the memory available when the Segmenter is made
 BUDGET_SHARE = 0.5
 #: the budget when the available memory cannot be read
@@ -69,3 +75,33 @@ def format_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} B"
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (Linux /proc/self/statm), None where unreadable."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def measure_bytes_per_pixel(run: Callable[[int], None], sides: tuple[int, int],
+                            host_bytes_per_pixel: float) -> float | None:
+    """Bytes per input pixel of an untiled run, measured on this model: resident memory after
+    a run at each of two sides (ONNX Runtime keeps its arena, so the growth is the run's
+    working memory), the difference per added pixel (fixed costs cancel), plus what our own
+    host arrays hold per pixel, times MEASURED_MARGIN. None where memory cannot be read."""
+    before = resident_bytes()
+    if before is None:
+        return None
+    grown = []
+    for side in sides:
+        run(side)
+        now = resident_bytes()
+        if now is None:
+            return None
+        grown.append(now)
+    small, large = sides
+    per_pixel = max(grown[1] - grown[0], 0) / max(large * large - small * small, 1)
+    return (per_pixel + host_bytes_per_pixel) * MEASURED_MARGIN

@@ -222,6 +222,10 @@ class OnnxRuntimeRunner(Runner):
         self._size_rule = None
 
     @property
+    def host_memory(self) -> bool:
+        return self.is_active and self.providers[0] == "CPUExecutionProvider"
+
+    @property
     def providers(self) -> list[str]:
         """The providers the session actually runs on (after activation)."""
         self._require_active()

@@ -181,6 +181,12 @@ class Runner(abc.ABC):
     #: itself (a QDQ copy of an FP32 export may still be labelled fp32)
     quantized: bool = False
 
+    @property
+    def host_memory(self) -> bool:
+        """Whether inference works in this process's host memory (ONNX Runtime on the CPU,
+        OpenVINO): then its resident size measures what a run needs."""
+        return True
+
     def __init__(self) -> None:
         self._active = False
         self._in_specs: dict[str, TensorSpec] | None = None

@@ -30,9 +30,11 @@ from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
+    MEASURE_WITHIN,
     AutoTileNotice,
     default_budget,
     format_bytes,
+    measure_bytes_per_pixel,
     parse_bytes,
 )
 from segdeploy.runtime.preprocess import (
@@ -50,6 +52,9 @@ from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import run_tiled, tile_grid
 
 DEFAULT_TILE = 512
+#: image sides of the two runs that measure a model's memory per pixel (a few tenths of a
+#: second on a small U-Net; only when an image comes near the memory budget)
+PROBE_SIDES = (192, 384)
 #: what a run returns: class-id masks, or the logits they come from
 Want = Literal["mask", "logits"]
 
@@ -63,6 +68,7 @@ class Segmenter:
         self.memory_budget = default_budget() if memory_budget is None else parse_bytes(
             memory_budget)
         self.bytes_per_pixel = DEFAULT_BYTES_PER_PIXEL
+        self._memory_measured = False
         #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
@@ -314,7 +320,25 @@ class Segmenter:
         return int(n) * int(h) * int(w) * self.bytes_per_pixel
 
     def _needs_tiling(self, n: int, h: int, w: int) -> bool:
+        if self.untiled_bytes(n, h, w) * MEASURE_WITHIN > self.memory_budget:
+            self._measure_memory()  # the decision is close enough to matter: measure
         return self.untiled_bytes(n, h, w) > self.memory_budget
+
+    def _measure_memory(self) -> None:
+        """Once per Segmenter, where the model runs in host memory: its real bytes per pixel
+        (memory.measure_bytes_per_pixel), so the budget holds for models far above the
+        default figure (FCN-ResNet18: ~600 B/px) and tiles less for small ones."""
+        if self._memory_measured or self.static_size is not None or not self.runner.host_memory:
+            return
+        self._memory_measured = True
+
+        def run(side: int) -> None:
+            self._run_aligned(np.zeros((1, side, side, self.channels), np.uint8), "mask")
+
+        host = 6 * self.channels + 4 * self.card.output_channels + 2  # our own arrays
+        measured = measure_bytes_per_pixel(run, PROBE_SIDES, host)
+        if measured is not None:
+            self.bytes_per_pixel = int(math.ceil(measured))
 
     def _predict_auto_tiled(self, img: np.ndarray) -> np.ndarray:
         """Tiles whose untiled memory fits the budget (one at a time); says so once."""

@@ -159,6 +159,10 @@ class TensorRTRunner(Runner):
             out.append((tuple(lo), tuple(opt), tuple(hi)))
         return tuple(out)
 
+    @property
+    def host_memory(self) -> bool:
+        return False  # activations live in GPU memory
+
     def size_rule(self) -> SizeRule | None:
         return SizeRule.from_export_info(self.manifest.export) if self.manifest else None
 
