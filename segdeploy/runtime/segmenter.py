@@ -23,11 +23,11 @@ import numpy as np
 
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.geometry import round_down, round_up
-from segdeploy.imaging import as_hwc_uint8
 from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
 from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
+from segdeploy.runtime.image_input import as_array, as_image, check_layout
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
     MEASURE_WITHIN,
@@ -60,7 +60,18 @@ Want = Literal["mask", "logits"]
 
 
 class Segmenter:
-    """Semantic segmentation with an exported model; see `load`."""
+    """Images in, class-id masks out, with an exported model and no torch.
+
+        >>> seg = Segmenter.load("unet_brain.onnx")          # .plan -> TensorRT
+        >>> mask = seg.predict("slice.png")                  # or an HxWxC array, a PIL image
+        >>> seg.classes[mask[100, 120]]                      # 'white matter'
+        >>> masks = seg.predict([im1, im2])                  # any sizes; a list back
+
+    The model's card (`card`: classes, normalisation, size rules, intensity mapping) says how
+    images are fed; padding, normalisation, cropping and the argmax (or a binary head's
+    threshold) happen here. Large images are tiled to stay within `memory_budget`.
+    Use it as a context manager, or call close(), to release the session or engine.
+    """
 
     def __init__(self, runner: Runner, info: ExportInfo, *,
                  memory_budget: int | str | None = None, pad_to_stride: bool = True) -> None:
@@ -76,6 +87,7 @@ class Segmenter:
         self.int8_agreement: float | None = None
         self.runner = runner.activate()
         self.info = info
+        #: the model card: arch, classes, mean/std, size rules, intensity mapping, threshold
         self.card = info.card
         #: how 16-bit / float images become the 0..255 the model saw (the card's)
         self.intensity = self.card.intensity_mapping()
@@ -92,6 +104,7 @@ class Segmenter:
             raise ArtifactError(f"model input is {spec.describe()} with layout {self._layout}",
                                 expected="a 4-D NCHW (or NHWC uint8) image input")
         c = spec.shape[1 if self._layout == "NCHW" else 3]
+        #: channels the model takes (1: grey, 3: RGB); images are converted to it
         self.channels = int(c) if c else self.card.in_channels
         self._boxes = size_boxes(spec, self._layout)
         outputs = runner.output_specs()
@@ -167,6 +180,7 @@ class Segmenter:
             raise
 
     def close(self) -> None:
+        """Release the session or engine (and its device memory); safe to call twice."""
         self.runner.close()
 
     def __enter__(self) -> Segmenter:
@@ -181,14 +195,17 @@ class Segmenter:
 
     @property
     def classes(self) -> list[str]:
+        """Class names; mask value i is classes[i]."""
         return list(self.card.classes)
 
     @property
     def num_classes(self) -> int:
+        """How many classes masks hold (2 for a binary, one-channel head)."""
         return self.card.num_classes
 
     @property
     def mask_dtype(self) -> np.dtype:
+        """dtype of returned masks: uint8 up to 255 classes, else int32."""
         return np.dtype(np.uint8 if self.num_classes < 256 else np.int32)
 
     @property
@@ -199,7 +216,8 @@ class Segmenter:
 
     @property
     def max_size(self) -> tuple[int | None, int | None]:
-        """Largest (height, width) input any profile accepts (None: unbounded)."""
+        """(height, width) of the largest input any engine profile accepts, each None when
+        unbounded (ONNX Runtime, OpenVINO); larger images go through predict_tiled."""
         def largest(values: list[int | None]) -> int | None:
             return None if None in values else max(v for v in values if v is not None)
         return (largest([b.height[1] for b in self._boxes]),
@@ -207,23 +225,23 @@ class Segmenter:
 
     # -- public API ------------------------------------------------------------------------
     @overload
-    def predict(self, image: np.ndarray) -> np.ndarray: ...
+    def predict(self, image: np.ndarray | str | os.PathLike[str] | Any) -> np.ndarray: ...
 
     @overload
-    def predict(self, image: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+    def predict(self, image: list[Any] | tuple[Any, ...]) -> list[np.ndarray]: ...
 
-    def predict(self, image: np.ndarray | Sequence[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    def predict(self, image: Any) -> np.ndarray | list[np.ndarray]:
         """HxWxC (or HxW) image -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list.
 
-        uint8 pixels are fed as they are; uint16 / integer / float pixels (16-bit scans,
-        microscopy, MRI slices) are first mapped to 0..255 by the card's intensity mapping,
-        exactly as the training images were (`self.intensity`)."""
+        An image is an array, a file path or a PIL image. uint8 pixels are fed as they are;
+        uint16 / integer / float pixels (16-bit scans, microscopy, MRI slices) are first
+        mapped to 0..255 by the card's intensity mapping, exactly as the training images
+        were (`self.intensity`). A normalised float N x C x H x W tensor goes to logits()."""
         if isinstance(image, list | tuple):
             return self._predict_list(image)
-        if not isinstance(image, np.ndarray):
-            raise InputError(f"image is a {type(image).__name__}",
-                             expected="a numpy array (HxWxC, HxW or NxHxWxC) or a list")
+        image = as_array(image, self.channels)
         if image.ndim == 4:
+            check_layout(image, self.channels)
             batch = self._as_batch(image)
             if self._needs_tiling(*batch.shape[:3]):
                 return np.stack([self._predict_auto_tiled(b) for b in batch])
@@ -251,8 +269,12 @@ class Segmenter:
     def predict_tiled(self, image: np.ndarray, *, tile: int | tuple[int, int] | None = None,
                       overlap: int | tuple[int, int] | None = None,
                       batch_size: int = 4) -> np.ndarray:
-        """HxWxC uint8 of any size -> HxW class ids, by overlapping tiles (see tiling.py).
+        """An image of any size -> HxW class ids, segmented in overlapping tiles.
 
+        For images larger than an engine's largest profile, or than memory allows (predict
+        switches to this by itself above `memory_budget`). The image is mirror-padded, cut
+        into tiles of `tile` pixels that overlap by `overlap` on each side; each tile keeps
+        only its centre, whose context is real image, and the centres are stitched.
         tile: model input size per tile (default: the largest the engine takes, or 512);
         overlap: context discarded on each side (default tile / 8, at least the margin a
         "valid" model consumes). Both are aligned to the model's stride, so that every tile
@@ -283,12 +305,7 @@ class Segmenter:
 
     # -- internals -------------------------------------------------------------------------
     def _as_image(self, image: Any) -> np.ndarray:
-        if not isinstance(image, np.ndarray):
-            raise InputError(f"image is a {type(image).__name__}", expected="a numpy array")
-        if image.ndim == 4:
-            raise InputError(f"image has shape {image.shape}",
-                             expected="one HxWxC or HxW image (use predict() for batches)")
-        return as_hwc_uint8(self.intensity.apply(image), self.channels)
+        return as_image(image, self.channels, self.intensity)
 
     def _as_batch(self, batch: np.ndarray) -> np.ndarray:
         if min(batch.shape) < 1:
