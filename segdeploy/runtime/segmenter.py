@@ -48,6 +48,7 @@ from segdeploy.runtime.preprocess import (
     size_boxes,
     to_model_input,
 )
+from segdeploy.runtime.receptive import influence_radius
 from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import run_tiled, tile_grid
 
@@ -80,6 +81,7 @@ class Segmenter:
             memory_budget)
         self.bytes_per_pixel = DEFAULT_BYTES_PER_PIXEL
         self._memory_measured = False
+        self._radius: int | None = None  # how far the model looks (receptive.py), measured once
         #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
@@ -284,8 +286,7 @@ class Segmenter:
         if tile is None:
             tile = self._default_tile()
         if overlap is None:
-            t = min(tile) if isinstance(tile, tuple) else int(tile)
-            overlap = max(round_up(max(t // 8, 1), self._tile_align), *self._margin)
+            overlap = self._default_overlap(tile)
         grid = tile_grid(img.shape[0], img.shape[1], tile, overlap, self._tile_align)
         sy, sx = grid.step
         oy, ox = grid.overlap
@@ -375,6 +376,20 @@ class Segmenter:
             else:
                 warnings.warn(msg, AutoTileNotice, stacklevel=3)
         return self.predict_tiled(img, tile=tile, batch_size=1)
+
+    def _default_overlap(self, tile: int | tuple[int, int]) -> int:
+        """Context per tile side: the model's measured influence radius (receptive.py; once
+        per Segmenter), at least tile / 8 and a valid model's margin, and less than half the
+        tile so that every tile keeps a centre."""
+        t = min(tile) if isinstance(tile, tuple) else int(tile)
+        if self._radius is None:
+            side = min(DEFAULT_TILE, *(s for s in self.max_size if s), 4 * t)
+            side = max(round_down(side, self._tile_align), self._tile_align)
+            self._radius = influence_radius(lambda im: self.image_logits(im), side,
+                                            self.channels)
+        want = max(self._radius, t // 8, 1, *self._margin)
+        fits = round_down(max((t - 1) // 2, self._tile_align), self._tile_align)
+        return min(round_up(want, self._tile_align), max(fits, self._tile_align))
 
     def _default_tile(self) -> tuple[int, int]:
         max_h, max_w = self.max_size
