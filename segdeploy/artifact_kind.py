@@ -137,9 +137,9 @@ def wrong_kind(path: str | os.PathLike[str], wanted: str,
     if not p.is_file():
         return None
     kind = sniff(p)
-    if kind.name == wanted or (kind.name == "unknown" and p.suffix.lower() in
-                               _SUFFIXES.get(wanted, ())):
-        return None
+    if kind.name == wanted or (kind.name in ("unknown", "text", "empty")
+                               and p.suffix.lower() in _SUFFIXES.get(wanted, ())):
+        return None  # the right name with bytes of no other kind: damaged, the caller says
     expected = _kinds(str(p))[wanted].what
     return ArtifactError(f"{p} is {kind.what}, not {expected}",
                          expected=expected + (f" for `segdeploy {command}`" if command else ""),
