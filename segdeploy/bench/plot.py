@@ -77,7 +77,10 @@ def _readable_log_axis(ax: Any) -> None:
 
 def hide_overlapping_labels(fig: Any) -> None:
     """After layout: hide any x tick label that would touch the last one kept (left to right)."""
-    renderer = fig.canvas.get_renderer()
+    get_renderer = getattr(fig.canvas, "get_renderer", None)
+    if get_renderer is None:  # a canvas that cannot measure text (not Agg-based): leave it
+        return
+    renderer = get_renderer()
     for ax in fig.axes:
         kept = None
         labels = [t for t in ax.get_xticklabels(which="both") if t.get_visible()
