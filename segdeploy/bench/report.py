@@ -1,14 +1,16 @@
-"""Benchmark reports: a rich table on the terminal, JSON, markdown, and a latency plot."""
+"""Benchmark reports: a rich table on the terminal, JSON, markdown (the plot: plot.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from segdeploy.atomic import atomic_path, write_json_atomic
+from segdeploy.atomic import write_json_atomic
 from segdeploy.bench.environment import describe_environment
-from segdeploy.bench.results import BenchReport, shape_text
-from segdeploy.errors import UsageError, require
+from segdeploy.bench.plot import check_plot_path as check_plot_path  # re-exported
+from segdeploy.bench.plot import write_plot as write_plot  # re-exported
+from segdeploy.bench.results import BackendResult, BenchReport, shape_text
+from segdeploy.bench.timing import warning_kind
 
 _PHASE_NAMES = {"h2d": "host->device", "compute": "GPU compute", "d2h": "device->host"}
 
@@ -47,17 +49,63 @@ def render_table(report: BenchReport) -> Any:
     return table
 
 
-def print_report(report: BenchReport, console: Any = None) -> None:
-    """The table, then one line per warning and per skipped backend."""
+def legend(report: BenchReport) -> str:
+    """One line explaining every mark the table uses (and only those): a mark nobody explains
+    reads as noise, or worse, as a precision the model does not have."""
+    marks = []
+    if any(r.warnings for r in report.results):
+        marks.append("! = too few samples or high spread, see below")
+    rows = report.results
+    ov = next((r for r in rows if _paren(r) and "inference_precision" in r.info), None)
+    if ov is not None:
+        graph, used = ov.info.get("precision", "?"), ov.info["inference_precision"]
+        marks.append(f"({used}) after openvino {graph} = OpenVINO computed the {graph} graph "
+                     f"in {used}")
+    if any(_paren(r) and "providers" in r.info for r in rows):
+        marks.append("(cuda) = the ONNX Runtime execution provider, when not the CPU")
+    if any(r.backend.endswith(" graphs") for r in rows):
+        marks.append("graphs = replayed as a CUDA graph")
+    if any(r.phases for r in rows):
+        marks.append("indented rows = the TensorRT row's time split into phases")
+    marks.append("speed-up = over the slowest backend at the same shape")
+    return "legend: " + "; ".join(marks)
+
+
+def _paren(r: BackendResult) -> bool:
+    return r.backend.rstrip().endswith(")")
+
+
+def warning_summary(report: BenchReport, *, json_path: str | None = None) -> str | None:
+    """One line for all rows marked `!` (not one per row): how many, why, what to change."""
+    flagged = [r for r in report.results if r.warnings]
+    if not flagged:
+        return None
+    kinds = {k: sum(any(warning_kind(w) == k for w in r.warnings) for r in flagged)
+             for k in ("samples", "spread", "other")}
+    why = [f"{kinds['samples']} too few samples (raise --iterations or --duration)"
+           if kinds["samples"] else "",
+           f"{kinds['spread']} high spread (close other programs, pin --threads or raise "
+           "--warmup)" if kinds["spread"] else "",
+           f"{kinds['other']} another note" if kinds["other"] else ""]
+    where = (f"each row's reasons are in {json_path} (\"warnings\")" if json_path
+             else "--json FILE lists each row's reasons")
+    return (f"{len(flagged)} of {len(report.results)} rows are marked !: "
+            + ", ".join(w for w in why if w) + f"; {where}")
+
+
+def print_report(report: BenchReport, console: Any = None, *,
+                 json_path: str | None = None) -> None:
+    """The table, a legend of its marks, one summary line for every row marked `!` (the
+    details go to --json), then one line per skipped backend."""
     from rich.console import Console
     from rich.markup import escape
 
     console = console or Console()
     console.print(render_table(report))
-    for r in report.results:
-        if r.warnings:
-            console.print(f"[yellow]warning[/] {escape(r.backend)} {shape_text(r.shape)}: "
-                          + escape("; ".join(r.warnings)), highlight=False)
+    console.print(f"[dim]{escape(legend(report))}[/]", highlight=False)
+    summary = warning_summary(report, json_path=json_path)
+    if summary:
+        console.print(f"[yellow]warning[/] {escape(summary)}", highlight=False)
     for name, why in report.skipped.items():
         console.print(f"[yellow]skipped[/] {escape(name)}: {escape(why)}", highlight=False)
 
@@ -77,57 +125,3 @@ def markdown_table(report: BenchReport) -> str:
                      f"{_ms(s.median_ms)} | {_ms(s.p90_ms)} | {_ms(s.p99_ms)} | {s.cv:.1%} | "
                      f"{s.throughput:.1f} | {r.speedup:.2f}x |")
     return "\n".join(lines)
-
-
-def check_plot_path(path: str | Path) -> str:
-    """The image format a plot path asks for; an unknown suffix is a UsageError."""
-    fmt = Path(path).suffix.lstrip(".").lower()
-    if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
-        raise UsageError(f"plot path {path} has suffix {Path(path).suffix!r}",
-                         expected="a .png, .svg, .pdf or .jpg file")
-    return fmt
-
-
-def write_plot(report: BenchReport, path: str | Path) -> Path:
-    """Latency distribution per backend (one panel per shape), written atomically.
-
-    The image format follows the file's suffix (.png, .svg, .pdf).
-    """
-    require("matplotlib", extra="plot", purpose="to draw --plot")
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    fmt = check_plot_path(path)
-    shapes = report.shapes()
-    if not shapes:
-        raise UsageError("nothing was measured, so there is nothing to plot")
-    fig, axes = plt.subplots(len(shapes), 1, figsize=(8, 1.2 + 0.6 * max(
-        len([r for r in report.results if r.shape == s]) for s in shapes) * len(shapes)),
-        squeeze=False)
-    # matplotlib 3.10 added `orientation` and deprecated `vert`
-    major_minor = tuple(int(v) for v in matplotlib.__version__.split(".")[:2])
-    horizontal = ({"orientation": "horizontal"} if major_minor >= (3, 10) else {"vert": False})
-    try:
-        for ax, shape in zip(axes[:, 0], shapes, strict=True):
-            rows = [r for r in report.results if r.shape == shape]
-            ax.boxplot([r.samples_ms for r in rows], whis=(1, 99), **horizontal)
-            ax.set_yticks(range(1, len(rows) + 1), [r.backend for r in rows])
-            ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-            ax.xaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
-            ax.set_xlabel("latency per batch (ms, log scale); whiskers p1-p99")
-            ax.set_title(f"input {shape_text(shape)}")
-            ax.grid(axis="x", alpha=0.3)
-        env = report.environment
-        fig.suptitle(f"segdeploy bench - {env.get('cpu', '?')}"
-                     + (f" / {env['gpus'][0]}" if env.get("gpus") else "")
-                     + f" - {env.get('date', '')[:10]}", fontsize=9)
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="jpeg" if fmt == "jpg" else fmt, dpi=120)
-    finally:
-        plt.close(fig)
-    return Path(path)

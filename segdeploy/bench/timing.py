@@ -63,20 +63,31 @@ def summarize(samples_s: np.ndarray | list[float], batch: int = 1) -> LatencySta
         throughput=batch / (mean / 1e3) if mean > 0 else float("inf"))
 
 
+_FEW_SAMPLES, _SPREAD = "only ", "high spread"
+
+
 def trust_warnings(stats: LatencyStats, *, min_iterations: int = MIN_ITERATIONS,
                    min_total_s: float = MIN_TOTAL_S, max_cv: float = MAX_CV) -> list[str]:
     """Say why a measurement should not be trusted (too short, too noisy); empty when fine."""
     out = []
     if stats.iterations < min_iterations:
-        out.append(f"only {stats.iterations} iterations (< {min_iterations}): "
+        out.append(f"{_FEW_SAMPLES}{stats.iterations} iterations (< {min_iterations}): "
                    "raise --iterations or --duration")
     if stats.total_s < min_total_s:
-        out.append(f"only {stats.total_s:.2f} s measured (< {min_total_s:g} s): "
+        out.append(f"{_FEW_SAMPLES}{stats.total_s:.2f} s measured (< {min_total_s:g} s): "
                    "raise --iterations or --duration")
     if stats.cv > max_cv:
-        out.append(f"high spread: coefficient of variation {stats.cv:.0%} (> {max_cv:.0%}); "
+        out.append(f"{_SPREAD}: coefficient of variation {stats.cv:.0%} (> {max_cv:.0%}); "
                    "close other programs, pin --threads, or raise --warmup")
     return out
+
+
+def warning_kind(text: str) -> str:
+    """Which kind of trust_warnings message TEXT is ("samples", "spread", else "other"), so
+    that reports count rows per reason without parsing the message's figures."""
+    if text.startswith(_FEW_SAMPLES):
+        return "samples"
+    return "spread" if text.startswith(_SPREAD) else "other"
 
 
 def speedups(means_ms: dict[str, float]) -> dict[str, float]:

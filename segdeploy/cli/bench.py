@@ -98,7 +98,7 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     if not report.results:
         name, why = next(iter(report.skipped.items()), ("", "no backend was selected"))
         raise UsageError(f"no backend could run ({name}: {why})" if name else why)
-    print_report(report, console)
+    print_report(report, console, json_path=json_path)
     if json_path:
         write_json(report, json_path)
         console.print(f"results written to {json_path}", highlight=False)

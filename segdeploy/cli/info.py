@@ -32,9 +32,15 @@ def describe_artifact(path: Path) -> dict[str, Any]:
 
         ckpt = load_checkpoint(path)
         n_params = sum(int(t.numel()) for t in ckpt.state_dict.values())
+        extra = ckpt.extra or {}
+        config = extra.get("train_config")
+        config = config if isinstance(config, dict) else {}
         return {"kind": "segdeploy checkpoint", "parameters": n_params,
-                "card": ckpt.card.to_dict(),
-                "epoch": (ckpt.extra or {}).get("epoch")}
+                "card": ckpt.card.to_dict(), "epoch": extra.get("epoch"),
+                "training": {"epoch": extra.get("epoch"), "epochs": config.get("epochs"),
+                             "best_epoch": extra.get("best_epoch"),
+                             "best_miou": extra.get("best_miou"),
+                             "resumable": "optimizer" in extra}}
     if suffix in ONNX_SUFFIXES:
         return _describe_onnx(path)
     if suffix in PLAN_SUFFIXES:
@@ -49,8 +55,10 @@ def describe_artifact(path: Path) -> dict[str, Any]:
         info["plan_bytes"] = path.stat().st_size
         return info
     if suffix == MANIFEST_SUFFIX:
+        from segdeploy.cli.info_reports import report_kind
+
         info = _read_json(path)
-        info.setdefault("kind", "JSON report")
+        info.setdefault("kind", report_kind(info))
         return info
     raise UsageError(f"unknown artifact type {suffix!r} for {path}",
                      expected=known)
@@ -97,9 +105,17 @@ def _describe_onnx(path: Path) -> dict[str, Any]:
 
 def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     """The few lines a person wants first: what it is, what it predicts, how to feed it."""
+    from segdeploy.cli.info_reports import epoch_line, intensity_line, report_rows, tensor_row
+
+    report = report_rows(info)
+    if report is not None:
+        return report
     export = info.get("export") or {}
     card = info.get("card") or export.get("card") or {}
     rows: list[tuple[str, str]] = [("kind", str(info.get("kind", "?")))]
+    epoch = epoch_line(info.get("training") or {})
+    if epoch:
+        rows.append(("epoch", epoch))
     if card:
         rows += [("model", f"{card.get('arch')} {card.get('config', {})}"),
                  ("classes", ", ".join(card.get("classes", []))),
@@ -107,11 +123,8 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
                            f"mean {card.get('mean')} std {card.get('std')} on image/255"),
                  ("geometry", _geometry(card))]
         try:
-            from segdeploy.imaging import IntensityMapping
-
-            rows.append(("intensity", IntensityMapping.from_dict(card.get("intensity"))
-                         .describe()))
-        except Exception:  # noqa: BLE001 - a foreign or broken card still gets described
+            rows.append(("intensity", intensity_line(card.get("intensity"))))
+        except (TypeError, ValueError):  # a foreign or broken card still gets described
             rows.append(("intensity", str(card.get("intensity"))))
         data = card.get("trained_on") or {}
         if data:
@@ -129,8 +142,7 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     for key in ("tensorrt_version", "precision", "compute_capability", "gpu_name"):
         if info.get(key):
             rows.append((key.replace("_", " "), str(info[key])))
-    for t in info.get("io", []):
-        rows.append((f"{t.get('mode')} {t.get('name')}", f"{t.get('dtype')} {t.get('shape')}"))
+    rows += [tensor_row(t) for t in info.get("io", [])]
     if info.get("parameters"):
         rows.append(("parameters", f"{info['parameters']:,}"))
     for key in ("bytes", "plan_bytes"):

@@ -132,13 +132,17 @@ class FolderDataset(SegmentationDataset):
     @property
     def warnings(self) -> list[str]:
         """Things about the data a person should know before training on it (one sentence
-        each): sparse class ids, labelmap colours no mask uses, a split segdeploy made."""
+        each): sparse class ids, labelmap colours no mask uses, nodata (see also split_note)."""
         if self._warnings is None:
             self._warnings = self._check_ids()
-            if self.layout.unsplit_list is not None:
-                self._warnings.append(fl.split_description(self.layout, self.split))
             self._warnings.extend(self._nodata_note())
         return list(self._warnings)
+
+    @property
+    def split_note(self) -> str | None:
+        """How segdeploy split a folder that has no split files (None when files gave it):
+        `train` says it once, with the counts and the rule."""
+        return fl.split_note(self.layout)
 
     def _nodata_note(self) -> list[str]:
         """One sentence when images carry a GDAL nodata value (TIFF headers only)."""

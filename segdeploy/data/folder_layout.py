@@ -169,6 +169,22 @@ def split_description(layout: Layout, split: str) -> str:
     return auto
 
 
+def split_note(layout: Layout) -> str | None:
+    """One sentence for a person when segdeploy made the split (None when split files gave
+    it): counts, the rule, and how to choose another, so no image's role is a surprise."""
+    if layout.split_dir is not None:
+        return None
+    train, val = split_stems(layout, "train"), split_stems(layout, "val")
+    where = layout.root if layout.kind == "plain" else layout.root / "ImageSets" / "Segmentation"
+    missing = (f"{layout.unsplit_list.name} has no train/val split" if layout.unsplit_list
+               is not None else f"no train.txt / val.txt in {where}")
+    rule = (f"every {VAL_EVERY}th name in sorted order is val" if len(layout.pairs) >= VAL_EVERY
+            else "fewer than 5 images: the last name in sorted order is val")
+    return (f"{missing}, so segdeploy split the {len(layout.pairs)} labelled images: "
+            f"{len(train)} train / {len(val)} val ({rule}; the same on every run); to choose, "
+            f"write train.txt and val.txt (one name per line) in {where}")
+
+
 def check_split_not_empty(stems: list[str], split: str, root: Path) -> None:
     if not stems:
         raise DataError(f"the {split} split of {root} is empty",

@@ -28,7 +28,7 @@ from segdeploy.training.batches import TrainCrops, check_same_size
 from segdeploy.training.config import TrainConfig
 from segdeploy.training.evaluate import Geometry, evaluate
 from segdeploy.training.losses import build_loss
-from segdeploy.training.setup import build_model, make_card, resolve_classes
+from segdeploy.training.setup import build_model, crop_note, make_card, resolve_classes
 
 
 @dataclass
@@ -235,9 +235,13 @@ class _Trainer:
             return
         from rich.markup import escape
 
-        for note in self.train_ds.warnings:  # sparse ids, unused labelmap colours, made split
+        for note in self.train_ds.warnings:  # sparse ids, unused labelmap colours, nodata
             self.console.print("[yellow]warning[/] " + escape(note), highlight=False,
                                soft_wrap=True)
+        notes = [getattr(self.train_ds, "split_note", None),
+                 crop_note(self.cfg.image_size, self.train_ds.describe().get("image_sizes"))]
+        for note in filter(None, notes):  # a split segdeploy made; a crop no image fills
+            self.console.print("[cyan]note[/] " + escape(note), highlight=False, soft_wrap=True)
         if not self.cfg.verbose:
             return
         n_params = sum(p.numel() for p in self.model.parameters())

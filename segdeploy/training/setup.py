@@ -86,3 +86,18 @@ def make_card(meta: dict[str, Any], dataset, classes: list[str], cfg: TrainConfi
                            channel_mode=dataset.channel_mode, train_size=train_size,
                            trained_on=trained_on, metrics=metrics,
                            intensity=dataset.intensity.to_dict())
+
+
+def crop_note(size: tuple[int, int] | None, image_sizes: list[list[int]] | None) -> str | None:
+    """One sentence when the training crop is larger than every training image: each crop is
+    then mostly padding (image 0, mask ignored), which costs time and teaches nothing."""
+    if size is None or not image_sizes:
+        return None
+    crop_h, crop_w = size
+    if any(h >= crop_h and w >= crop_w for h, w in image_sizes):
+        return None
+    big_h, big_w = max(image_sizes, key=lambda hw: (hw[0] * hw[1], hw[0]))
+    fits = f"{min(crop_h, big_h)}x{min(crop_w, big_w)}"
+    return (f"--image-size {crop_h}x{crop_w} is larger than every training image (the largest "
+            f"is {big_h}x{big_w}, HxW), so every crop is padded (image 0, mask ignored); pass "
+            f"--image-size {fits}, or 'full' to train on whole images")

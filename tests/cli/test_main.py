@@ -55,7 +55,7 @@ def test_info_summarises_checkpoint_and_onnx(brain_checkpoint, brain_onnx, capsy
     fp32, fp16 = brain_onnx
     main(["info", str(fp16)])
     out = capsys.readouterr().out
-    assert "fp16 opset 17" in out and "white matter" in out and "'height'" in out
+    assert "fp16 opset 17" in out and "white matter" in out and "batch x 1 x height x width" in out
     main(["info", str(fp32), "--json"])
     data = json.loads(capsys.readouterr().out)
     assert data["export"]["card"]["arch"] == "unet" and data["export"]["precision"] == "fp32"
