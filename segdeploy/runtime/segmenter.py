@@ -360,10 +360,7 @@ class Segmenter:
 
     def _predict_auto_tiled(self, img: np.ndarray) -> np.ndarray:
         """Tiles whose untiled memory fits the budget (one at a time); says so once."""
-        side = math.isqrt(max(self.memory_budget // self.bytes_per_pixel, 1))
-        th, tw = self._default_tile()
-        floor = max(4 * self._tile_align, self.card.min_size + 2 * max(self._margin), 64)
-        tile = (max(min(th, side), floor), max(min(tw, side), floor))
+        tile = self._auto_tile()
         if not self._told_tiling:
             self._told_tiling = True
             h, w = img.shape[:2]
@@ -376,6 +373,14 @@ class Segmenter:
             else:
                 warnings.warn(msg, AutoTileNotice, stacklevel=3)
         return self.predict_tiled(img, tile=tile, batch_size=1)
+
+    def _auto_tile(self) -> tuple[int, int]:
+        """The tile whose untiled run fits the memory budget, aligned to the stride."""
+        side = math.isqrt(max(self.memory_budget // self.bytes_per_pixel, 1))
+        floor = max(4 * self._tile_align, self.card.min_size + 2 * max(self._margin), 64)
+        th, tw = (max(round_down(min(t, side), self._tile_align),
+                      round_up(floor, self._tile_align)) for t in self._default_tile())
+        return th, tw
 
     def _default_overlap(self, tile: int | tuple[int, int]) -> int:
         """Context per tile side: the model's measured influence radius (receptive.py; once

@@ -117,8 +117,10 @@ def test_bad_images_raise_input_errors(tiny_model, rgb_image):
             seg.predict(rgb_image.astype(np.complex64))
         with pytest.raises(InputError, match="2 channels"):
             seg.predict(rgb_image[:, :, :2])
-        with pytest.raises(InputError, match="numpy"):
-            seg.predict("image.png")
+        with pytest.raises(InputError, match="cannot read image image.png"):
+            seg.predict("image.png")  # a string is a path
+        with pytest.raises(InputError, match="a file path or a PIL image"):
+            seg.predict(3.5)
         with pytest.raises(InputError, match="shape"):
             seg.predict(np.zeros((1, 2, 3, 4, 5), np.uint8))
 
