@@ -35,7 +35,6 @@ from segdeploy.errors import SegdeployError, UsageError
 from segdeploy.runtime import stream_steps as steps
 
 if TYPE_CHECKING:
-    from segdeploy.runtime.segmenter import Segmenter
     from segdeploy.runtime.stream_tensorrt import DeviceStager
 
 OnError = Literal["skip", "raise"]
@@ -87,7 +86,7 @@ def describe_error(exc: BaseException) -> str:
 class SegmentStream:
     """The running pipeline of `Segmenter.stream` (see the module docstring)."""
 
-    def __init__(self, seg: Segmenter, frames: Iterable[Any], *, prefetch: int = 4,
+    def __init__(self, seg: Any, frames: Iterable[Any], *, prefetch: int = 4,
                  on_error: OnError = "skip", workers: int | None = None,
                  keep_images: bool = False, device_inputs: bool | None = None) -> None:
         if on_error not in ("skip", "raise"):
@@ -255,7 +254,7 @@ def _failed(index: int, meta: Any, exc: BaseException) -> Future[Any]:
     return _done(FrameResult(index, None, meta, error=describe_error(exc)))
 
 
-def _make_stager(seg: Segmenter, device_inputs: bool | None) -> DeviceStager | None:
+def _make_stager(seg: Any, device_inputs: bool | None) -> DeviceStager | None:
     """Double-buffered device inputs for a TensorRT runner (default on there)."""
     is_trt = getattr(seg.runner, "name", "") == "tensorrt"
     if device_inputs and not is_trt:

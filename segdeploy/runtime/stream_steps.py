@@ -7,19 +7,17 @@ model's input array) and `finish` (crop, argmax) are numpy work that runs ahead 
 order), so masks are identical to `predict`. Frames the split does not cover (a fixed-size
 graph, auto-tiled images, "valid"-mode models whose margin may still be learnt, engines whose
 profiles start above batch 1) are marked `whole` and go through `predict` in the infer step.
+`seg` is a Segmenter, typed Any: segmenter.py imports this package, not the reverse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from segdeploy.runtime.preprocess import PadLayout, crop_offsets, reflect_pad, to_model_input
-
-if TYPE_CHECKING:
-    from segdeploy.runtime.segmenter import Segmenter
 
 
 @dataclass
@@ -40,12 +38,12 @@ class Prepared:
         return self.layout is None
 
 
-def output_name(seg: Segmenter) -> str:
+def output_name(seg: Any) -> str:
     """The graph's in-graph mask when it has one, else its logits (as predict asks)."""
     return seg._mask_name or seg._logits_name
 
 
-def prepare(seg: Segmenter, index: int, raw: np.ndarray, meta: Any) -> Prepared:
+def prepare(seg: Any, index: int, raw: np.ndarray, meta: Any) -> Prepared:
     """Intensity mapping, padding and the model input of one frame (worker threads)."""
     image = seg._as_image(raw)
     h, w = image.shape[:2]
@@ -61,7 +59,7 @@ def prepare(seg: Segmenter, index: int, raw: np.ndarray, meta: Any) -> Prepared:
     return Prepared(index, meta, image, feed, layout, (padded.shape[1], padded.shape[2]))
 
 
-def infer(seg: Segmenter, item: Prepared) -> Prepared:
+def infer(seg: Any, item: Prepared) -> Prepared:
     """The runner call alone (the inference thread): back to back, nothing else."""
     if item.whole:
         item.output = seg.predict(item.image)
@@ -73,7 +71,7 @@ def infer(seg: Segmenter, item: Prepared) -> Prepared:
     return item
 
 
-def finish(seg: Segmenter, item: Prepared) -> np.ndarray:
+def finish(seg: Any, item: Prepared) -> np.ndarray:
     """Crop and argmax (worker threads): the frame's HxW class ids in seg.mask_dtype."""
     out = item.output
     assert out is not None
