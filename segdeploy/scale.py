@@ -9,7 +9,8 @@ Each actor loads the model once and segments its batches through `Segmenter.stre
 (decode ahead, write behind); every mask is written atomically as OUT/STEM.png, so a run that
 stops half way is resumed by running it again: images whose mask exists are skipped. An
 image that fails (corrupt, too large) is listed, never fatal. Ray is imported lazily; a
-local cluster is started on 127.0.0.1 (no dashboard, no usage stats) and shut down after.
+local cluster is started on 127.0.0.1 only (no dashboard, no usage stats; every Ray server
+listens on loopback) and shut down after.
 
 Pool sizing: Ray Data's read and split tasks need CPU too; actors holding every CPU leave
 them none and the job hangs silently (two actors at num_cpus=1 on a 2-CPU machine do).
@@ -19,6 +20,7 @@ them none and the job hangs silently (two actors at num_cpus=1 on a 2-CPU machin
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -202,11 +204,19 @@ class ray_cluster:  # noqa: N801 - used as a context manager, like contextlib's
 
     def __enter__(self) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if self.address is None:
+            # Ray binds its servers to the node IP, the machine's outward address unless Ray
+            # thinks it runs on a laptop (this switch, read when ray is imported, here and in
+            # every Ray process): keep a local cluster on 127.0.0.1.
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         ray = require("ray", extra="ray", purpose="for predict --ray / segdeploy.scale")
         require("ray.data", extra="ray", package="ray[data]")
         if ray.is_initialized():
             return ray
         if self.address is None:
+            constants = sys.modules.get("ray._private.ray_constants")
+            if constants is not None:  # ray was imported before the switch was set
+                constants.ENABLE_RAY_CLUSTER = False
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
                      configure_logging=False, log_to_driver=False)
         else:

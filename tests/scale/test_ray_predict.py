@@ -86,3 +86,15 @@ def test_cli_ray_resumes_a_list(tmp_path):
     assert "wrote 39 masks" in text and "skipped 1 already done" in text
     assert (out / "img0000.png").read_bytes() == images[0].read_bytes()
     assert len(list(out.glob("*.png"))) == 40
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs `ss` to list listening sockets")
+def test_local_cluster_listens_on_loopback_only():
+    from segdeploy.scale import ray_cluster
+
+    with ray_cluster(None):
+        listing = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ours = [line.split()[3] for line in listing.splitlines()
+            if any(m in line for m in ("raylet", "gcs_server", "ray::"))]
+    assert ours, listing
+    assert all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in ours), ours
