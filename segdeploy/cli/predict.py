@@ -221,6 +221,10 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
     single_file, targets = ((is_nifti(out), []) if nifti
                             else _image_targets(images, out, had_folder))
     console = Console(stderr=True)
+    from segdeploy.cli.predict_stream import stream_threads
+
+    threads, workers = stream_threads(engine, backend, threads,
+                                      not nifti and tile is None and len(images) > 1)
     with (made_folder(out, single_file),
           Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
                          memory_budget=memory_budget, precision=precision,
@@ -229,7 +233,7 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         if nifti:
             _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
             return
-        _predict_images(seg, images, targets, overlay, tile, overlap, console)
+        _predict_images(seg, images, targets, overlay, tile, overlap, console, workers)
     where = targets[0] if single_file else out
     console.print(f"wrote {len(images)} mask{'s' * (len(images) != 1)} to {where}",
                   highlight=False)
@@ -311,14 +315,15 @@ def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> No
 
 
 def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: bool,
-                    tile: int | None, overlap: int | None, console: Any) -> None:
+                    tile: int | None, overlap: int | None, console: Any,
+                    infer_workers: int = 1) -> None:
     from segdeploy.imaging import save_mask_png
 
     if tile is None:  # decode ahead, infer back to back, write behind: the same masks
         from segdeploy.cli.predict_stream import predict_folder
 
         predict_folder(seg, images, targets, [overlay_path(t) for t in targets] if overlay
-                       else None, save_overlay, console)
+                       else None, save_overlay, console, infer_workers)
         return
     with _progress(console, len(images)) as progress:
         task = progress.add_task("predict", total=len(images))

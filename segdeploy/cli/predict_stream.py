@@ -22,9 +22,21 @@ def frame_progress(console: Any, total: int | None) -> Any:
                     console=console, transient=True, disable=total is not None and total < 2)
 
 
+def stream_threads(engine: str, backend: str | None, threads: int | None, streaming: bool
+                   ) -> tuple[int | None, int]:
+    """(threads for Segmenter.load, inference workers): a stream on a CPU backend without
+    --threads runs two inferences at once with the cores split (runtime.stream.cpu_split)."""
+    from segdeploy.runtime.segmenter import backend_for
+    from segdeploy.runtime.stream import cpu_split
+
+    if not streaming or threads is not None or backend_for(Path(engine), backend) == "tensorrt":
+        return threads, 1
+    return cpu_split()
+
+
 def predict_folder(seg: Any, images: list[Path], targets: list[Path],
                    overlays: list[Path] | None, save_overlay: Callable[..., None],
-                   console: Any) -> None:
+                   console: Any, infer_workers: int = 1) -> None:
     """Decode in worker threads, infer back to back, write behind: the masks of the
     one-at-a-time loop (a failing image stops the run, as there). `overlays`: where
     `save_overlay(path, image, mask)` writes each image's overlay (None: no overlays)."""
@@ -37,7 +49,8 @@ def predict_folder(seg: Any, images: list[Path], targets: list[Path],
               for src, dst, over in zip(images, targets, overlays or targets, strict=True))
     start = time.perf_counter()
     with (frame_progress(console, len(images)) as bar, WriteBehind() as writer,
-          seg.stream(frames, keep_images=overlay, on_error="raise") as stream):
+          seg.stream(frames, keep_images=overlay, on_error="raise",
+                     infer_workers=infer_workers) as stream):
         task = bar.add_task("predict", total=len(images), fps=0.0)
         for n, result in enumerate(stream.results(), 1):
             dst, over = result.meta
@@ -69,7 +82,7 @@ def video_targets(out: Path, overlay: bool, overlay_to: str | None
 
 def predict_video(seg: Any, source: str, out: Path, *, overlay: bool,
                   overlay_to: str | None, json_path: str | None, console: Any,
-                  made_folder: Callable[[Path, bool], Any]) -> None:
+                  made_folder: Callable[[Path, bool], Any], infer_workers: int = 1) -> None:
     """Every frame of a video file, camera or stream: masks (PNGs or FFV1), an overlay
     video with the original timing, a JSON of per-frame pts and class shares. A frame that
     does not decode is reported by index; the others are written."""
@@ -81,7 +94,7 @@ def predict_video(seg: Any, source: str, out: Path, *, overlay: bool,
         writers = _video_writers(reader.info, mask_video, overlay_video)
         try:
             frames, errors = _run_video(seg, reader, folder if mask_video is None else None,
-                                        writers, console)
+                                        writers, console, infer_workers)
         except BaseException:
             for w in writers.values():
                 w.abort()
@@ -120,7 +133,8 @@ def _video_writers(info: Any, mask_video: Path | None, overlay_video: Path | Non
 
 
 def _run_video(seg: Any, reader: Any, png_folder: Path | None, writers: dict[str, Any],
-               console: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+               console: Any, infer_workers: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Stream the frames; PNGs on worker threads, video frames on one (in order)."""
     import numpy as np
 
@@ -133,7 +147,8 @@ def _run_video(seg: Any, reader: Any, png_folder: Path | None, writers: dict[str
     start = time.perf_counter()
     with (frame_progress(console, reader.info.frames) as bar, WriteBehind() as pngs,
           WriteBehind(workers=1) as videos,
-          seg.stream(reader, keep_images="overlay" in writers) as stream):
+          seg.stream(reader, keep_images="overlay" in writers,
+                     infer_workers=infer_workers) as stream):
         task = bar.add_task("predict", total=reader.info.frames, fps=0.0)
         for result in stream.results():
             info = result.meta
@@ -193,7 +208,10 @@ def predict_other(engine: str, inputs: tuple[str, ...], output: str, *, source: 
                          "index or device, or a stream URL")
     from segdeploy.runtime import Segmenter
 
+    options["threads"], workers = stream_threads(engine, options.get("backend"),
+                                                 options.get("threads"), True)
     with Segmenter.load(engine, **options) as seg:
         seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
         predict_video(seg, sources[0], out, overlay=overlay, overlay_to=overlay_to,
-                      json_path=json_path, console=console, made_folder=made_folder)
+                      json_path=json_path, console=console, made_folder=made_folder,
+                      infer_workers=workers)

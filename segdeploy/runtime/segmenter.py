@@ -251,17 +251,18 @@ class Segmenter:
 
     def stream(self, frames: Iterable[Any], *, prefetch: int = 4, on_error: OnError = "skip",
                workers: int | None = None, keep_images: bool = False,
-               device_inputs: bool | None = None) -> SegmentStream:
+               device_inputs: bool | None = None, infer_workers: int = 1) -> SegmentStream:
         """Masks of many frames (arrays, callables returning one, or `stream.Frame`), in
         input order, with decoding and pre-processing ahead in worker threads, inference
         back to back and post-processing behind (runtime/stream.py). Masks equal predict()'s.
         A failed frame is reported by index (`.errors`, `.results()`); on_error="raise"
-        stops there. On TensorRT, inputs are double-buffered on the GPU (device_inputs)."""
+        stops there. On TensorRT, inputs are double-buffered on the GPU (device_inputs);
+        infer_workers > 1 runs that many inferences at once (CPU sessions of one thread)."""
         from segdeploy.runtime.stream import SegmentStream
 
         return SegmentStream(self, frames, prefetch=prefetch, on_error=on_error,
                              workers=workers, keep_images=keep_images,
-                             device_inputs=device_inputs)
+                             device_inputs=device_inputs, infer_workers=infer_workers)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits of an already normalised float32 N x C x H x W batch (no padding)."""

@@ -10,11 +10,14 @@ post-processing overlapped.
 Threads: a feeder pulls frames from the source (a video decoder runs there) and hands each
 to a worker pool, which decodes it when it is a callable (an image file) and pads and
 normalises it; a stager resolves the prepared frames in order (on TensorRT it copies each
-into one of two device input buffers on its own CUDA stream, stream_tensorrt.py); the
-inference thread calls the runner back to back; the pool crops and argmaxes behind it while
-the caller consumes (writes) the results. Every queue is bounded by `prefetch`, so memory is
-flat on an endless stream. A frame that fails (a corrupt file, a frame too large) yields a
-FrameResult with its index and the error, and the stream goes on; on_error="raise" raises
+into one of two device input buffers on its own CUDA stream, stream_tensorrt.py) and hands
+them to the inference worker, which calls the runner back to back; a collector takes the
+results in order and the pool crops and argmaxes behind, while the caller consumes (writes)
+them. On a CPU, `infer_workers=2` with a one-thread session per run often beats one run on
+two threads (BENCHMARKS.md): the runners allow concurrent calls. Every queue is bounded
+(`prefetch`, `infer_workers`), so memory is flat on an endless stream. A frame that fails
+(a corrupt file, a frame too large) yields a FrameResult with its index and the error, and
+the stream goes on; on_error="raise" raises
 FrameError at that frame instead. Closing (leaving the `with`, breaking out of the loop,
 garbage collection) stops and joins every thread.
 """
@@ -88,26 +91,30 @@ class SegmentStream:
 
     def __init__(self, seg: Any, frames: Iterable[Any], *, prefetch: int = 4,
                  on_error: OnError = "skip", workers: int | None = None,
-                 keep_images: bool = False, device_inputs: bool | None = None) -> None:
+                 keep_images: bool = False, device_inputs: bool | None = None,
+                 infer_workers: int = 1) -> None:
         if on_error not in ("skip", "raise"):
             raise UsageError(f"on_error={on_error!r}", expected="'skip' or 'raise'")
-        if prefetch < 1:
-            raise UsageError(f"prefetch={prefetch}", expected="at least 1 frame")
+        if prefetch < 1 or infer_workers < 1:
+            raise UsageError(f"prefetch={prefetch}, infer_workers={infer_workers}",
+                             expected="at least 1 each")
         self.seg = seg
         self.on_error = on_error
         self.keep_images = keep_images
         self.errors: list[FrameResult] = []
         self._stop = threading.Event()
         self._prepared: queue.Queue[Any] = queue.Queue(prefetch)
-        self._staged: queue.Queue[Any] = queue.Queue(1)
+        self._inflight: queue.Queue[Any] = queue.Queue(infer_workers)
         self._done: queue.Queue[Any] = queue.Queue(prefetch)
         workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="segdeploy-stream")
-        self._stager = _make_stager(seg, device_inputs)
+        self._infer_pool = ThreadPoolExecutor(infer_workers,
+                                              thread_name_prefix="segdeploy-stream-infer")
+        self._stager = _make_stager(seg, device_inputs, slots=infer_workers + 1)
         self._threads = [threading.Thread(target=fn, name=f"segdeploy-stream-{name}",
                                           daemon=True)
                          for name, fn in (("feed", lambda: self._feed(iter(frames))),
-                                          ("stage", self._stage), ("infer", self._infer))]
+                                          ("stage", self._stage), ("collect", self._collect))]
         for thread in self._threads:
             thread.start()
 
@@ -140,6 +147,7 @@ class SegmentStream:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
+        self._infer_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
         if self._stager is not None:
             self._stager.close()
@@ -202,7 +210,8 @@ class SegmentStream:
             return FrameResult(index, None, frame.meta, error=describe_error(exc))
 
     def _stage(self) -> None:
-        """In input order: wait for each prepared frame; on TensorRT copy it to the GPU."""
+        """In input order: wait for each prepared frame, on TensorRT copy it to the GPU, and
+        hand it to the inference worker(s)."""
         while (item := self._get(self._prepared)) is not _END:
             try:
                 item = item.result()
@@ -214,25 +223,32 @@ class SegmentStream:
                     item.feed, item.slot = self._stager.stage(item.feed, self._stop)
                 except Exception as exc:  # noqa: BLE001 - reported for this frame only
                     item = FrameResult(item.index, None, item.meta, error=describe_error(exc))
-            if not self._put(self._staged, item):
+            future = (self._infer_pool.submit(self._infer_one, item)
+                      if isinstance(item, steps.Prepared) else _done(item))
+            if not self._put(self._inflight, future):
                 return
-        self._put(self._staged, _END)
+        self._put(self._inflight, _END)
 
-    def _infer(self) -> None:
-        """The runner, back to back; crop and argmax go to the pool behind it."""
-        while (item := self._get(self._staged)) is not _END:
-            if isinstance(item, steps.Prepared):
-                try:
-                    steps.infer(self.seg, item)
-                    future = self._pool.submit(self._finish, item)
-                except Exception as exc:  # noqa: BLE001 - reported for this frame only
-                    future = _failed(item.index, item.meta, exc)
-                finally:
-                    if item.slot is not None and self._stager is not None:
-                        self._stager.release(item.slot)
-            else:
-                future = _done(item)
-            if not self._put(self._done, future):
+    def _infer_one(self, item: steps.Prepared) -> steps.Prepared | FrameResult:
+        """The runner call alone, on an inference worker (one by default: back to back)."""
+        try:
+            return steps.infer(self.seg, item)
+        except Exception as exc:  # noqa: BLE001 - reported for this frame only
+            return FrameResult(item.index, None, item.meta, error=describe_error(exc))
+        finally:
+            if item.slot is not None and self._stager is not None:
+                self._stager.release(item.slot)
+
+    def _collect(self) -> None:
+        """In input order: inferred frames go to the pool for crop and argmax."""
+        while (future := self._get(self._inflight)) is not _END:
+            try:
+                item = future.result()
+            except CancelledError:
+                return
+            done = (self._pool.submit(self._finish, item) if isinstance(item, steps.Prepared)
+                    else _done(item))
+            if not self._put(self._done, done):
                 return
         self._put(self._done, _END)
 
@@ -254,8 +270,9 @@ def _failed(index: int, meta: Any, exc: BaseException) -> Future[Any]:
     return _done(FrameResult(index, None, meta, error=describe_error(exc)))
 
 
-def _make_stager(seg: Any, device_inputs: bool | None) -> DeviceStager | None:
-    """Double-buffered device inputs for a TensorRT runner (default on there)."""
+def _make_stager(seg: Any, device_inputs: bool | None, slots: int) -> DeviceStager | None:
+    """Device input slots for a TensorRT runner (default on there): one more than the
+    inference workers, so the next frame's copy overlaps the running ones."""
     is_trt = getattr(seg.runner, "name", "") == "tensorrt"
     if device_inputs and not is_trt:
         raise UsageError("device_inputs=True needs a TensorRT engine",
@@ -264,7 +281,15 @@ def _make_stager(seg: Any, device_inputs: bool | None) -> DeviceStager | None:
         return None
     from segdeploy.runtime.stream_tensorrt import DeviceStager
 
-    return DeviceStager(device=getattr(seg.runner, "device", 0))
+    return DeviceStager(slots=slots, device=getattr(seg.runner, "device", 0))
+
+
+def cpu_split(cores: int | None = None) -> tuple[int, int]:
+    """(threads per inference, inference workers) for a stream on a CPU backend: two runs in
+    flight with the cores split between them. On the 2-core machine of BENCHMARKS.md two
+    one-thread runs beat one two-thread run (a run's parallel part leaves cores idle)."""
+    cores = cores or os.cpu_count() or 1
+    return (max(1, cores // 2), 2) if cores >= 2 else (1, 1)
 
 
 class WriteBehind:

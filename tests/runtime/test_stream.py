@@ -49,11 +49,13 @@ def test_stream_masks_equal_predict_in_order(tiny_model, options):
         expected = [seg.predict(im) for im in frames]
         got = list(seg.stream(frames, prefetch=2, workers=2))
         lazy = list(seg.stream([lambda im=im: im for im in frames], prefetch=1))
-    assert len(got) == len(frames) == len(lazy)
-    for want, mask, mask_lazy in zip(expected, got, lazy, strict=True):
+        concurrent = list(seg.stream(frames, infer_workers=3))
+    assert len(got) == len(frames) == len(lazy) == len(concurrent)
+    for want, mask, mask_lazy, mask_conc in zip(expected, got, lazy, concurrent, strict=True):
         assert mask.dtype == want.dtype and mask.shape == want.shape
         np.testing.assert_array_equal(mask, want)
         np.testing.assert_array_equal(mask_lazy, want)
+        np.testing.assert_array_equal(mask_conc, want)
     assert not stream_threads()
 
 
@@ -101,8 +103,9 @@ def test_queues_are_bounded_and_an_abandoned_stream_stops(tiny_model):
                 next(it)
             time.sleep(0.3)  # let the feeder run ahead as far as the queues let it
             ahead = next(pulled) - 5
-        # prepared (2) + staged (1) + in the infer and feed threads + done (2) + slack
-        assert ahead <= 2 + 1 + 2 + 2 + 2, ahead
+        # prepared (2) + held by the feeder, stager, inference worker and collector (4)
+        # + in flight (1) + done (2)
+        assert ahead <= 2 + 4 + 1 + 2, ahead
         assert not stream_threads()
 
 
@@ -144,14 +147,18 @@ def test_tensorrt_stream_double_buffers_inputs_orchestration(fake_trt):
         streams_before = set(cudart.stream_ms)
         got = list(seg.stream(frames, prefetch=3))
         h2d = cudart.copies.count("cudaMemcpyHostToDevice") - h2d_before
-    for want, mask in zip(expected, got, strict=True):
+        new_streams = set(cudart.stream_ms) - streams_before
+        two = list(seg.stream(frames, infer_workers=2))  # three slots, two contexts
+        streams_two = set(cudart.stream_ms) - streams_before - new_streams
+    for want, mask, mask_two in zip(expected, got, two, strict=True):
         np.testing.assert_array_equal(mask, want)
+        np.testing.assert_array_equal(mask_two, want)
     # one copy in per frame, all by the stager: the runner bound its slots in place
     assert h2d == len(frames)
-    copy_streams = set(cudart.stream_ms) - streams_before
     # two new CUDA streams: the stager's (copies in) and the inference thread's (the runner
-    # gives each thread its own context and stream: execute and copies out)
-    assert len(copy_streams) == 2
+    # gives each thread its own context and stream: execute and copies out); with two
+    # inference workers, a stager's stream and two of the runner's
+    assert len(new_streams) == 2 and len(streams_two) == 3
     assert cudart.live == {}  # the stager's buffers and the runner's are all freed
 
 
