@@ -160,9 +160,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--memory-frames", type=int, default=10_000)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--export-only", default=None, metavar="ONNX",
+                        help="only export the fast model to ONNX (for benchmarks/ray_scale.py)")
     args = parser.parse_args()
     from segdeploy.bench.environment import cpu_model
     from segdeploy.runtime import Segmenter
+
+    if args.export_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_reference("fcn_resnet18", 1.0, 3, Path(tmp), in_graph=True)
+            Path(args.export_only).write_bytes(path.read_bytes())
+        return
 
     results: dict[str, Any] = {"cpu": cpu_model(), "frames": args.frames,
                                "repeats": args.repeats}

@@ -9,6 +9,9 @@ NIfTI volumes (`scan.nii.gz -o labels.nii.gz`) are segmented slice by slice alon
 (default axial) and written as label volumes with the input's affine and header; 2-D
 images of one size given with `-o NAME.nii.gz` are stacked into one label volume. Runs on
 the torch-free runtime (ONNX Runtime or TensorRT; nibabel for volumes).
+
+Folders run pipelined (Segmenter.stream). Videos, cameras and streams (`clip.mp4`, `--source
+0`, `rtsp://...`; PyAV) and `--ray [ADDRESS]` (segdeploy.scale) are in cli/predict_stream.py.
 """
 
 from __future__ import annotations
