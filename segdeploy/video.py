@@ -165,7 +165,8 @@ class VideoWriter:
         self.container = av.open(str(tmp), "w", format=fmt)
         self.size = (height + height % 2, width + width % 2) if kind == "overlay" else (
             height, width)
-        codec = "ffv1" if kind == "mask" else "libx264"
+        codec = "ffv1" if kind == "mask" else (
+            "libx264" if "libx264" in av.codecs_available else "mpeg4")  # FFmpeg w/o GPL
         stream = self.container.add_stream(codec, rate=rate or Fraction(25))
         stream.height, stream.width = self.size
         stream.pix_fmt = "gray" if kind == "mask" else "yuv420p"
@@ -173,7 +174,7 @@ class VideoWriter:
         stream.codec_context.time_base = time_base
         if kind == "mask":
             stream.codec_context.gop_size = 1  # every frame decodes on its own
-        else:
+        elif codec == "libx264":
             stream.options = {"crf": "20", "preset": "veryfast"}
         self.stream = stream
         self.frames = 0

@@ -98,6 +98,9 @@ class SegmentStream:
         if prefetch < 1 or infer_workers < 1:
             raise UsageError(f"prefetch={prefetch}, infer_workers={infer_workers}",
                              expected="at least 1 each")
+        if infer_workers > 1 and getattr(seg.runner, "name", "") == "openvino":
+            raise UsageError("the OpenVINO runner has one infer request, so one inference "
+                             "at a time", fix="use infer_workers=1 (OpenVINO threads itself)")
         self.seg = seg
         self.on_error = on_error
         self.keep_images = keep_images

@@ -105,8 +105,9 @@ def test_mask_video_is_lossless_and_corrupt_frame_is_reported(brain_onnx, slices
     clip = corrupt_copy(write_clip(tmp_path / "clip.mkv", slices), tmp_path / "bad.mkv",
                         CORRUPT)
     out, report = tmp_path / "masks.mkv", tmp_path / "frames.json"
-    code, _, err = run_cli(["predict", "-e", str(brain_onnx[0]), str(clip), "-o", str(out),
-                            "--json", str(report)], capsys)
+    # --source: the path cameras and streams take (0, /dev/video0, rtsp://), here a file
+    code, _, err = run_cli(["predict", "-e", str(brain_onnx[0]), "--source", str(clip), "-o",
+                            str(out), "--json", str(report)], capsys)
     assert code == 0, err
     err = " ".join(err.split())  # rich wraps lines
     assert f"frame {CORRUPT} (pts {PTS[CORRUPT]}) skipped" in err

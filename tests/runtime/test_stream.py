@@ -8,6 +8,7 @@ import itertools
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from fake_trt_orchestration import (
 from segdeploy.errors import DeviceError, UsageError
 from segdeploy.runtime import Segmenter
 from segdeploy.runtime import cuda_memory as cm
-from segdeploy.runtime.stream import Frame, FrameError, WriteBehind
+from segdeploy.runtime.stream import Frame, FrameError, SegmentStream, WriteBehind
 from segdeploy.runtime.stream_tensorrt import DeviceStager
 
 
@@ -112,6 +113,9 @@ def test_queues_are_bounded_and_an_abandoned_stream_stops(tiny_model):
 def test_bad_arguments():
     with pytest.raises(UsageError, match="on_error"):
         Segmenter.stream(object(), [], on_error="ignore")  # type: ignore[arg-type]
+    openvino = types.SimpleNamespace(runner=types.SimpleNamespace(name="openvino"))
+    with pytest.raises(UsageError, match="one infer request"):
+        SegmentStream(openvino, [], infer_workers=2)
 
 
 def test_write_behind_raises_the_first_failure(tmp_path):
