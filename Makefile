@@ -36,7 +36,8 @@ test: $(STAMP)
 
 # the typed core: the runtime (what applications embed) and the shared artifact modules
 TYPED := segdeploy/runtime segdeploy/manifest.py segdeploy/errors.py segdeploy/artifacts.py \
-         segdeploy/comparison.py segdeploy/dims.py segdeploy/imaging.py segdeploy/volumes.py
+         segdeploy/comparison.py segdeploy/dims.py segdeploy/imaging.py segdeploy/volumes.py \
+         segdeploy/video.py segdeploy/scale.py
 
 # Third-party zoos (segmentation_models_pytorch, torchvision) in their own venv:
 # torchvision does not import with the 2.13 CPU build, so this one pins 2.14.1.

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,11 +130,10 @@ class SegmentActor:
         seg = self.seg
         paths, outs = [str(p) for p in batch["path"]], [str(o) for o in batch["out"]]
         errors = [""] * len(paths)
-        frames = (Frame(lambda p=p: load_image(p, channels=seg.channels,
-                                               intensity=seg.intensity), meta=i)
-                  for i, p in enumerate(paths))
+        frames = (Frame(partial(load_image, p, channels=seg.channels, intensity=seg.intensity),
+                        meta=i) for i, p in enumerate(paths))
         for result in seg.stream(frames, workers=2, prefetch=2).results():
-            if result.ok:
+            if result.mask is not None:
                 try:
                     save_mask_png(outs[result.meta], result.mask)
                 except Exception as exc:  # noqa: BLE001 - listed, never fatal
@@ -216,7 +216,7 @@ class ray_cluster:  # noqa: N801 - used as a context manager, like contextlib's
         if self.address is None:
             constants = sys.modules.get("ray._private.ray_constants")
             if constants is not None:  # ray was imported before the switch was set
-                constants.ENABLE_RAY_CLUSTER = False
+                setattr(constants, "ENABLE_RAY_CLUSTER", False)  # noqa: B010 - not typed
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
                      configure_logging=False, log_to_driver=False)
         else:

@@ -81,5 +81,5 @@ def finish(seg: Any, item: Prepared) -> np.ndarray:
     assert item.layout is not None
     start = crop_offsets(item.layout, item.padded_hw, out.shape[-2:], (h, w))
     if start is None:  # cannot happen for "same" models; predict() knows what to do
-        return seg.predict(item.image)  # type: ignore[return-value]
+        return seg.predict(item.image)
     return seg._as_wanted(out[..., start[0]:start[0] + h, start[1]:start[1] + w], "mask")[0]
