@@ -117,13 +117,14 @@ def runs(seg: Any, piped: Any, workers: int, jpegs: Path, video: Path, out: Path
 
 
 def throughput(model: Path, jpegs: Path, video: Path, out: Path, repeats: int,
-               frames: int) -> dict[str, float]:
+               frames: int, inputs: list[str]) -> dict[str, float]:
     from segdeploy.runtime import Segmenter
     from segdeploy.runtime.stream import cpu_split
 
     threads, workers = cpu_split()
     with Segmenter.load(model) as seg, Segmenter.load(model, threads=threads) as piped:
-        fns = runs(seg, piped, workers, jpegs, video, out)
+        fns = {k: fn for k, fn in runs(seg, piped, workers, jpegs, video, out).items()
+               if k.split()[0] in inputs}
         return _timed(fns, repeats, frames)
 
 
@@ -160,6 +161,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--memory-frames", type=int, default=10_000)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--models", default="fast,slow", help="fast, slow or both")
+    parser.add_argument("--inputs", default="folder,video", help="folder, video or both")
     parser.add_argument("--export-only", default=None, metavar="ONNX",
                         help="only export the fast model to ONNX (for benchmarks/ray_scale.py)")
     args = parser.parse_args()
@@ -179,17 +182,24 @@ def main() -> None:
         jpegs, video = make_inputs(folder, args.frames)
         out = folder / "masks"
         out.mkdir()
-        models = {"fcn_resnet18 (in-graph pre-processing + argmax)":
-                  export_reference("fcn_resnet18", 1.0, 3, folder, in_graph=True),
-                  "unet (width 0.5)": export_reference("unet", 0.5, 3, folder)}
+        wanted = args.models.split(",")
+        models = {}
+        if "fast" in wanted:
+            models["fcn_resnet18 (in-graph pre-processing + argmax)"] = export_reference(
+                "fcn_resnet18", 1.0, 3, folder, in_graph=True)
+        if "slow" in wanted:
+            models["unet (width 0.5)"] = export_reference("unet", 0.5, 3, folder)
         for name, path in models.items():
             t0 = time.perf_counter()
-            results[name] = throughput(path, jpegs, video, out, args.repeats, args.frames)
+            results[name] = throughput(path, jpegs, video, out, args.repeats, args.frames,
+                                       args.inputs.split(","))
             results[name]["seconds"] = round(time.perf_counter() - t0, 1)
             print(name, json.dumps(results[name]), flush=True)
-        with Segmenter.load(next(iter(models.values()))) as seg:
-            results["memory"] = memory_flat(seg, args.memory_frames)
-        print("memory", json.dumps(results["memory"]), flush=True)
+        if args.memory_frames:
+            with Segmenter.load(export_reference("fcn_resnet18", 1.0, 3, folder,
+                                                 in_graph=True)) as seg:
+                results["memory"] = memory_flat(seg, args.memory_frames)
+            print("memory", json.dumps(results["memory"]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
