@@ -12,6 +12,9 @@ image that fails (corrupt, too large) is listed, never fatal. Ray is imported la
 local cluster is started on 127.0.0.1 only (no dashboard, no usage stats; every Ray server
 listens on loopback) and shut down after.
 
+On an existing cluster (`address=`), every node needs segdeploy installed and the model and
+the images at the same paths (shared storage): actors open them by path.
+
 Pool sizing: Ray Data's read and split tasks need CPU too; actors holding every CPU leave
 them none and the job hangs silently (two actors at num_cpus=1 on a 2-CPU machine do).
 `plan_pool` gives the actors fractional CPUs that always leave one CPU free.

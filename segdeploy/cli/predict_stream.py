@@ -195,9 +195,8 @@ def predict_other(engine: str, inputs: tuple[str, ...], output: str, *, source: 
         report = predict_on_ray(engine, list(inputs), out,
                                 address=None if ray == "local" else ray, options=options,
                                 console=console)
-        console.print(report.summary(), highlight=False)
-        if report.failures:
-            raise SystemExit(1)
+        colour = "yellow" if report.failures else "default"
+        console.print(f"[{colour}]{report.summary()}[/{colour}]", highlight=False)
         return
     sources = [*inputs, *([source] if source is not None else [])]
     if len(sources) != 1:
