@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-zoo zoo-venv test-serving lint venv clean
+.PHONY: demo test test-zoo zoo-venv test-serving test-scale scale-venv lint venv clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -61,9 +61,27 @@ test-zoo: $(ZOO_STAMP)
 test-serving: $(STAMP)
 	MAIN_PYTHON=$(BIN)/python bash tests/serving/run.sh
 
+# Ray Data (segdeploy.scale) in its own venv: the project runtime (no torch), ray[data] pinned
+# to the version tested, pytest. The tests' ONNX model is made by the main venv (torch).
+SCALE := .venv-scale
+SCALE_STAMP := $(SCALE)/.installed
+RAY_VERSION := 2.60.0
+
+$(SCALE_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(SCALE)
+	$(SCALE)/bin/python -m pip install -q --upgrade pip
+	$(SCALE)/bin/python -m pip install -q 'ray[data]==$(RAY_VERSION)' pytest pytest-timeout -e .
+	touch $(SCALE_STAMP)
+
+scale-venv: $(SCALE_STAMP)
+
+test-scale: $(SCALE_STAMP) $(STAMP)
+	rm -rf .scale-model && $(BIN)/python -m tests.scale.make_model .scale-model
+	SEGDEPLOY_SCALE_MODEL=$(CURDIR)/.scale-model/model.onnx $(SCALE)/bin/python -m pytest -q tests/scale
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy segdeploy --exclude $(UNTYPED)
 
 clean:
-	rm -rf $(VENV) $(ZOO) .venv-serving build *.egg-info demo-output
+	rm -rf $(VENV) $(ZOO) $(SCALE) .venv-serving .scale-model build *.egg-info demo-output

@@ -9,6 +9,9 @@ NIfTI volumes (`scan.nii.gz -o labels.nii.gz`) are segmented slice by slice alon
 (default axial) and written as label volumes with the input's affine and header; 2-D
 images of one size given with `-o NAME.nii.gz` are stacked into one label volume. Runs on
 the torch-free runtime (ONNX Runtime or TensorRT; nibabel for volumes).
+
+Folders run pipelined (Segmenter.stream). Videos, cameras and streams (`clip.mp4`, `--source
+0`, `rtsp://...`; PyAV) and `--ray [ADDRESS]` (segdeploy.scale) are in cli/predict_stream.py.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--engine", "-e", "engine", required=True,
               type=click.Path(exists=True, dir_okay=False),
               help="Model to run: .onnx (ONNX Runtime) or .plan/.engine (TensorRT).")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("inputs", nargs=-1, required=False, type=click.Path())
 @click.option("--output", "-o", "output", required=True, type=click.Path(),
               help="Mask .png for one image, or a folder for several.")
 @click.option("--overlay", is_flag=True, help="Also write IMAGE.overlay.png (mask blended in).")
@@ -171,17 +174,39 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--pad-to-stride/--no-pad-to-stride", default=True, show_default=True,
               help="Reflect-pad to a multiple of the model's output stride and crop back; "
                    "--no-pad-to-stride pads only to what the model requires.")
+@click.option("--source", default=None, metavar="VIDEO|CAMERA|URL",
+              help="Live or video input: 0 (camera), /dev/video0, rtsp://..., clip.mp4.")
+@click.option("--overlay-to", default=None, type=click.Path(dir_okay=False),
+              help="Videos: write the overlay video here [default: OUT/overlay.mp4].")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Videos: per frame index, pts and class shares as JSON.")
+@click.option("--ray", "ray", is_flag=False, flag_value="local", default=None,
+              metavar="[ADDRESS]", help="Folders / lists on a Ray cluster (local by default; "
+              "put --ray last or give an address); resumable.")
 def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
             tile: int | None, overlap: int | None, backend: str | None,
             providers: str | None, threads: int | None, memory_budget: str | None,
-            precision: str | None, axis: str, pad_to_stride: bool) -> None:
-    """Segment images (or NIfTI volumes) with an exported model; write palette PNG masks
-    (or label volumes)."""
+            precision: str | None, axis: str, pad_to_stride: bool, source: str | None,
+            overlay_to: str | None, json_path: str | None, ray: str | None) -> None:
+    """Segment images, videos, cameras (or NIfTI volumes) with an exported model; write
+    palette PNG masks (or mask videos, or label volumes)."""
     from rich.console import Console
 
     from segdeploy.runtime import Segmenter
     from segdeploy.volumes import is_nifti
 
+    if ray is not None or source is not None or _videos(inputs):
+        from segdeploy.cli.predict_stream import predict_other
+
+        predict_other(engine, inputs, output, source=source, ray=ray, overlay=overlay,
+                      overlay_to=overlay_to, json_path=json_path,
+                      options=dict(backend=backend, providers=providers, threads=threads,
+                                   memory_budget=memory_budget, precision=precision,
+                                   pad_to_stride=pad_to_stride), made_folder=made_folder)
+        return
+    if not inputs:
+        raise UsageError("no inputs", expected="images, folders, volumes or a video",
+                         fix="name them, or pass --source for a camera or stream")
     if overlap is not None and tile is None:
         raise UsageError("--overlap needs --tile", fix="add --tile N, e.g. --tile 512")
     images, had_folder = collect_images(inputs)
@@ -199,6 +224,10 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
     single_file, targets = ((is_nifti(out), []) if nifti
                             else _image_targets(images, out, had_folder))
     console = Console(stderr=True)
+    from segdeploy.cli.predict_stream import stream_threads
+
+    threads, workers = stream_threads(engine, backend, threads,
+                                      not nifti and tile is None and len(images) > 1)
     with (made_folder(out, single_file),
           Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
                          memory_budget=memory_budget, precision=precision,
@@ -207,10 +236,16 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         if nifti:
             _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
             return
-        _predict_images(seg, images, targets, overlay, tile, overlap, console)
+        _predict_images(seg, images, targets, overlay, tile, overlap, console, workers)
     where = targets[0] if single_file else out
     console.print(f"wrote {len(images)} mask{'s' * (len(images) != 1)} to {where}",
                   highlight=False)
+
+
+def _videos(inputs: tuple[str, ...]) -> bool:
+    from segdeploy.video import is_video
+
+    return any(is_video(i) for i in inputs)
 
 
 def _image_targets(images: list[Path], out: Path, had_folder: bool
@@ -286,9 +321,16 @@ def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> No
 
 
 def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: bool,
-                    tile: int | None, overlap: int | None, console: Any) -> None:
+                    tile: int | None, overlap: int | None, console: Any,
+                    infer_workers: int = 1) -> None:
     from segdeploy.imaging import save_mask_png
 
+    if tile is None:  # decode ahead, infer back to back, write behind: the same masks
+        from segdeploy.cli.predict_stream import predict_folder
+
+        predict_folder(seg, images, targets, [overlay_path(t) for t in targets] if overlay
+                       else None, save_overlay, console, infer_workers)
+        return
     with _progress(console, len(images)) as progress:
         task = progress.add_task("predict", total=len(images))
         for src, dst in zip(images, targets, strict=True):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from segdeploy.runtime.preprocess import (
 from segdeploy.runtime.receptive import influence_radius
 from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import run_tiled, tile_grid
+
+if TYPE_CHECKING:
+    from segdeploy.runtime.stream import OnError, SegmentStream
 
 DEFAULT_TILE = 512
 #: image sides of the two runs that measure a model's memory per pixel (a few tenths of a
@@ -252,6 +255,21 @@ class Segmenter:
         if self._needs_tiling(1, *img.shape[:2]):
             return self._predict_auto_tiled(img)
         return self._run_aligned(img[None], "mask")[0]
+
+    def stream(self, frames: Iterable[Any], *, prefetch: int = 4, on_error: OnError = "skip",
+               workers: int | None = None, keep_images: bool = False,
+               device_inputs: bool | None = None, infer_workers: int = 1) -> SegmentStream:
+        """Masks of many frames (arrays, callables returning one, or `stream.Frame`), in
+        input order, with decoding and pre-processing ahead in worker threads, inference
+        back to back and post-processing behind (runtime/stream.py). Masks equal predict()'s.
+        A failed frame is reported by index (`.errors`, `.results()`); on_error="raise"
+        stops there. On TensorRT, inputs are double-buffered on the GPU (device_inputs);
+        infer_workers > 1 runs that many inferences at once (CPU sessions of one thread)."""
+        from segdeploy.runtime.stream import SegmentStream
+
+        return SegmentStream(self, frames, prefetch=prefetch, on_error=on_error,
+                             workers=workers, keep_images=keep_images,
+                             device_inputs=device_inputs, infer_workers=infer_workers)
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """Raw logits of an already normalised float32 N x C x H x W batch (no padding)."""
