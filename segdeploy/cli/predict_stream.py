@@ -27,10 +27,11 @@ def stream_threads(engine: str, backend: str | None, threads: int | None, stream
     """(threads for Segmenter.load, inference workers): a stream on ONNX Runtime without
     --threads runs two inferences at once with the cores split (runtime.stream.cpu_split);
     TensorRT overlaps copies itself and OpenVINO's runner has a single infer request."""
-    from segdeploy.runtime.segmenter import backend_for
+    from segdeploy.runtime.backends import backend_for
     from segdeploy.runtime.stream import cpu_split
 
-    if not streaming or threads is not None or backend_for(Path(engine), backend) != "onnxruntime":
+    spec = backend_for(Path(engine), backend)
+    if not streaming or threads is not None or spec.name != "onnxruntime":
         return threads, 1
     return cpu_split()
 

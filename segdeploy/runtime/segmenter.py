@@ -12,17 +12,14 @@ grid it was trained on), normalised unless the graph does it, and the mask is cr
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
-from segdeploy.geometry import round_down, round_up
 from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
 from segdeploy.runtime.backends import backend_for
@@ -30,11 +27,7 @@ from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.image_input import as_array, as_image, check_layout
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
-    MEASURE_WITHIN,
-    AutoTileNotice,
     default_budget,
-    format_bytes,
-    measure_bytes_per_pixel,
     parse_bytes,
 )
 from segdeploy.runtime.preprocess import (
@@ -48,22 +41,15 @@ from segdeploy.runtime.preprocess import (
     size_boxes,
     to_model_input,
 )
-from segdeploy.runtime.receptive import influence_radius
 from segdeploy.runtime.runner import Runner
-from segdeploy.runtime.tiling import run_tiled, tile_grid
+from segdeploy.runtime.segmenter_tiling import TilingMixin, Want
 
 if TYPE_CHECKING:
     from segdeploy.runtime.stream import OnError, SegmentStream
 
-DEFAULT_TILE = 512
-#: image sides of the two runs that measure a model's memory per pixel (a few tenths of a
-#: second on a small U-Net; only when an image comes near the memory budget)
-PROBE_SIDES = (192, 384)
-#: what a run returns: class-id masks, or the logits they come from
-Want = Literal["mask", "logits"]
 
 
-class Segmenter:
+class Segmenter(TilingMixin):
     """Images in, class-id masks out, with an exported model and no torch.
 
         >>> seg = Segmenter.load("unet_brain.onnx")          # .plan -> TensorRT
@@ -286,42 +272,6 @@ class Segmenter:
         """K x H x W float32 logits of one image, aligned with its pixels."""
         return self._run_aligned(self._as_image(image)[None], "logits")[0]
 
-    def predict_tiled(self, image: np.ndarray, *, tile: int | tuple[int, int] | None = None,
-                      overlap: int | tuple[int, int] | None = None,
-                      batch_size: int = 4) -> np.ndarray:
-        """An image of any size -> HxW class ids, segmented in overlapping tiles.
-
-        For images larger than an engine's largest profile, or than memory allows (predict
-        switches to this by itself above `memory_budget`). The image is mirror-padded, cut
-        into tiles of `tile` pixels that overlap by `overlap` on each side; each tile keeps
-        only its centre, whose context is real image, and the centres are stitched.
-        tile: model input size per tile (default: the largest the engine takes, or 512);
-        overlap: context discarded on each side (default tile / 8, at least the margin a
-        "valid" model consumes). Both are aligned to the model's stride, so that every tile
-        pools on the same grid as the whole image.
-        """
-        img = self._as_image(image)
-        if tile is None:
-            tile = self._default_tile()
-        if overlap is None:
-            overlap = self._default_overlap(tile)
-        grid = tile_grid(img.shape[0], img.shape[1], tile, overlap, self._tile_align)
-        sy, sx = grid.step
-        oy, ox = grid.overlap
-
-        def centres(tiles: np.ndarray) -> np.ndarray:
-            out = self._infer_batch(tiles, "mask")
-            start = crop_offsets(PadLayout(oy, oy, ox, ox, self._boxes[0]), grid.tile,
-                                 out.shape[-2:], (sy, sx))
-            if start is None:
-                raise UsageError(f"overlap {oy}x{ox} is smaller than the {self._margin} "
-                                 "pixels this valid-mode model consumes at each border",
-                                 fix=f"use overlap >= {max(self._margin)}")
-            return self._as_wanted(out[..., start[0]:start[0] + sy, start[1]:start[1] + sx],
-                                   "mask")
-
-        return run_tiled(img, grid, centres, batch_size=batch_size)
-
     # -- internals -------------------------------------------------------------------------
     def _as_image(self, image: Any) -> np.ndarray:
         return as_image(image, self.channels, self.intensity)
@@ -350,75 +300,6 @@ class Segmenter:
             for i, mask in zip(indices, masks, strict=True):
                 out[i] = mask
         return out
-
-    def untiled_bytes(self, n: int, h: int, w: int) -> int:
-        """Estimated peak memory of an untiled prediction of n images of h x w."""
-        return int(n) * int(h) * int(w) * self.bytes_per_pixel
-
-    def _needs_tiling(self, n: int, h: int, w: int) -> bool:
-        if self.untiled_bytes(n, h, w) * MEASURE_WITHIN > self.memory_budget:
-            self._measure_memory()  # the decision is close enough to matter: measure
-        return self.untiled_bytes(n, h, w) > self.memory_budget
-
-    def _measure_memory(self) -> None:
-        """Once per Segmenter, where the model runs in host memory: its real bytes per pixel
-        (memory.measure_bytes_per_pixel), so the budget holds for models far above the
-        default figure (FCN-ResNet18: ~600 B/px) and tiles less for small ones."""
-        if self._memory_measured or self.static_size is not None or not self.runner.host_memory:
-            return
-        self._memory_measured = True
-
-        def run(side: int) -> None:
-            self._run_aligned(np.zeros((1, side, side, self.channels), np.uint8), "mask")
-
-        host = 6 * self.channels + 4 * self.card.output_channels + 2  # our own arrays
-        measured = measure_bytes_per_pixel(run, PROBE_SIDES, host)
-        if measured is not None:
-            self.bytes_per_pixel = int(math.ceil(measured))
-
-    def _predict_auto_tiled(self, img: np.ndarray) -> np.ndarray:
-        """Tiles whose untiled memory fits the budget (one at a time); says so once."""
-        tile = self._auto_tile()
-        if not self._told_tiling:
-            self._told_tiling = True
-            h, w = img.shape[:2]
-            msg = (f"image {h}x{w} would need about {format_bytes(self.untiled_bytes(1, h, w))}"
-                   f" untiled, above the memory budget of {format_bytes(self.memory_budget)}:"
-                   f" segmenting it in overlapping {tile[0]}x{tile[1]} tiles (set "
-                   "memory_budget / --memory-budget to change)")
-            if self.notify is not None:
-                self.notify(msg)
-            else:
-                warnings.warn(msg, AutoTileNotice, stacklevel=3)
-        return self.predict_tiled(img, tile=tile, batch_size=1)
-
-    def _auto_tile(self) -> tuple[int, int]:
-        """The tile whose untiled run fits the memory budget, aligned to the stride."""
-        side = math.isqrt(max(self.memory_budget // self.bytes_per_pixel, 1))
-        floor = max(4 * self._tile_align, self.card.min_size + 2 * max(self._margin), 64)
-        th, tw = (max(round_down(min(t, side), self._tile_align),
-                      round_up(floor, self._tile_align)) for t in self._default_tile())
-        return th, tw
-
-    def _default_overlap(self, tile: int | tuple[int, int]) -> int:
-        """Context per tile side: the model's measured influence radius (receptive.py; once
-        per Segmenter), at least tile / 8 and a valid model's margin, and less than half the
-        tile so that every tile keeps a centre."""
-        t = min(tile) if isinstance(tile, tuple) else int(tile)
-        if self._radius is None:
-            side = min(DEFAULT_TILE, *(s for s in self.max_size if s), 4 * t)
-            side = max(round_down(side, self._tile_align), self._tile_align)
-            self._radius = influence_radius(lambda im: self.image_logits(im), side,
-                                            self.channels)
-        want = max(self._radius, t // 8, 1, *self._margin)
-        fits = round_down(max((t - 1) // 2, self._tile_align), self._tile_align)
-        return min(round_up(want, self._tile_align), max(fits, self._tile_align))
-
-    def _default_tile(self) -> tuple[int, int]:
-        max_h, max_w = self.max_size
-        th = round_down(max_h, self._tile_align) if max_h else DEFAULT_TILE
-        tw = round_down(max_w, self._tile_align) if max_w else DEFAULT_TILE
-        return th, tw
 
     def _run_aligned(self, batch: np.ndarray, want: Want) -> np.ndarray:
         """Pad, infer and crop an N x H x W x C uint8 batch: masks or logits over its pixels."""
