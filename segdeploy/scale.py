@@ -198,8 +198,16 @@ def _write_failures(report: ScaleReport) -> None:
         path.unlink()  # an earlier run's list, now all done
 
 
+def is_loopback(address: str) -> bool:
+    """Whether a Ray address ("127.0.0.1:6379", "ray://localhost:10001") is this machine's
+    loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class ray_cluster:  # noqa: N801 - used as a context manager, like contextlib's
-    """Connect to `address`, or start a local cluster on 127.0.0.1 and shut it down after."""
+    """Connect to `address` (and disconnect after), or start a local cluster on 127.0.0.1 and
+    shut it down after."""
 
     def __init__(self, address: str | None) -> None:
         self.address = address
@@ -207,20 +215,23 @@ class ray_cluster:  # noqa: N801 - used as a context manager, like contextlib's
 
     def __enter__(self) -> Any:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if self.address is None:
-            # Ray binds its servers to the node IP, the machine's outward address unless Ray
-            # thinks it runs on a laptop (this switch, read when ray is imported, here and in
-            # every Ray process): keep a local cluster on 127.0.0.1.
+        loopback = self.address is None or is_loopback(self.address)
+        if loopback:
+            # Ray binds its servers to (and resolves 127.0.0.1 addresses into) the machine's
+            # outward address unless it thinks it runs on a laptop: this switch, read when ray
+            # is imported, here and in every Ray process, keeps a local cluster on 127.0.0.1.
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         ray = require("ray", extra="ray", purpose="for predict --ray / segdeploy.scale")
         require("ray.data", extra="ray", package="ray[data]")
         if ray.is_initialized():
             return ray
+        constants = sys.modules.get("ray._private.ray_constants")
+        if loopback and constants is not None:  # ray was imported before the switch was set
+            setattr(constants, "ENABLE_RAY_CLUSTER", False)  # noqa: B010 - not typed
         if self.address is None:
-            constants = sys.modules.get("ray._private.ray_constants")
-            if constants is not None:  # ray was imported before the switch was set
-                setattr(constants, "ENABLE_RAY_CLUSTER", False)  # noqa: B010 - not typed
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1",
+            # address="local": a new cluster, never one that /tmp/ray/ray_current_cluster
+            # names (a head killed without cleanup leaves it behind, and init would wait on it)
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
                      configure_logging=False, log_to_driver=False)
         else:
             ray.init(address=self.address, log_to_driver=False)

@@ -149,7 +149,8 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
               help="Model to run: .onnx (ONNX Runtime) or .plan/.engine (TensorRT).")
 @click.argument("inputs", nargs=-1, required=False, type=click.Path())
 @click.option("--output", "-o", "output", required=True, type=click.Path(),
-              help="Mask .png for one image, or a folder for several.")
+              help="Mask .png for one image, or a folder for several (a video: one PNG "
+                   "per frame), or NAME.mkv (a video's masks, lossless FFV1).")
 @click.option("--overlay", is_flag=True, help="Also write IMAGE.overlay.png (mask blended in).")
 @click.option("--tile", type=click.IntRange(min=8), default=None,
               help="Segment in overlapping tiles of this size (for images larger than the "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from segdeploy.errors import UsageError
+from segdeploy.errors import InputError, UsageError
 
 
 def frame_progress(console: Any, total: int | None) -> Any:
@@ -50,15 +50,17 @@ def predict_folder(seg: Any, images: list[Path], targets: list[Path],
     def reader(path: Path) -> Callable[[], Any]:
         return lambda: load_image(path, channels=seg.channels, intensity=seg.intensity)
 
-    frames = (Frame(reader(src), meta=(dst, over))
+    frames = (Frame(reader(src), meta=(src, dst, over))
               for src, dst, over in zip(images, targets, overlays or targets, strict=True))
     start = time.perf_counter()
     with (frame_progress(console, len(images)) as bar, WriteBehind() as writer,
-          seg.stream(frames, keep_images=overlay, on_error="raise",
-                     infer_workers=infer_workers) as stream):
+          seg.stream(frames, keep_images=overlay, infer_workers=infer_workers) as stream):
         task = bar.add_task("predict", total=len(images), fps=0.0)
         for n, result in enumerate(stream.results(), 1):
-            dst, over = result.meta
+            src, dst, over = result.meta
+            if result.mask is None:
+                raise InputError(f"cannot segment {src}: {result.error}",
+                                 fix="remove it from the inputs or convert it")
             writer.submit(save_mask_png, str(dst), result.mask)
             if overlay:
                 writer.submit(save_overlay, over, result.image, result.mask)

@@ -151,3 +151,15 @@ def test_missing_pyav_names_the_extra(brain_onnx, tmp_path, monkeypatch, capsys)
     code, _, err = run_cli(["predict", "-e", str(brain_onnx[0]), str(clip), "-o",
                             str(tmp_path / "m")], capsys)
     assert code == 1 and "segdeploy[video]" in err
+
+
+def test_folder_image_that_fails_mid_run_is_named(brain_onnx, slices, tmp_path, capsys):
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i, image in enumerate(slices[:4]):
+        Image.fromarray(image[..., 0]).save(folder / f"s{i}.png")
+    good = (folder / "s2.png").read_bytes()
+    (folder / "s2.png").write_bytes(good[:len(good) // 2])  # header intact, data cut
+    code, _, err = run_cli(["predict", "-e", str(brain_onnx[0]), str(folder), "-o",
+                            str(tmp_path / "out")], capsys)
+    assert code == 1 and "cannot segment" in err and "s2.png" in " ".join(err.split())

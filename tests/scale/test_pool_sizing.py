@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from segdeploy.errors import UsageError
-from segdeploy.scale import list_images, mask_targets, plan_pool
+from segdeploy.scale import is_loopback, list_images, mask_targets, plan_pool
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 4, 16, 0.5])
@@ -37,3 +37,8 @@ def test_lists_folders_and_duplicate_targets(tmp_path):
         mask_targets(list_images([tmp_path / "a", listing]), tmp_path / "out")
     with pytest.raises(UsageError, match="does not exist"):
         list_images([tmp_path / "missing"])
+
+
+def test_loopback_addresses():
+    assert is_loopback("127.0.0.1:6379") and is_loopback("ray://localhost:10001")
+    assert not is_loopback("10.0.0.5:6379") and not is_loopback("ray://head:10001")
