@@ -42,9 +42,11 @@ def _is_input(path: Path) -> bool:
     return path.suffix.lower() in image_suffixes() or is_nifti(path)
 
 
-def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
+def collect_images(inputs: tuple[str, ...], failures: list[tuple[Path, str]] | None = None
+                   ) -> tuple[list[Path], bool]:
     """Image (and NIfTI) files named or inside the given folders (sorted); True when a
-    folder was given."""
+    folder was given. With `failures` (a list) and more than one input, an unreadable image
+    is recorded there and left out instead of stopping the run."""
     from segdeploy.volumes import is_nifti
 
     images: list[Path] = []
@@ -55,18 +57,33 @@ def collect_images(inputs: tuple[str, ...]) -> tuple[list[Path], bool]:
             had_folder = True
             found = sorted(p for p in path.iterdir() if p.is_file() and _is_input(p))
             if not found:
+                inner = [path / d for d in ("images", "JPEGImages") if (path / d).is_dir()]
                 raise UsageError(f"folder {path} has no images",
                                  expected=f"files ending in {', '.join(image_suffixes())}, "
-                                          ".nii or .nii.gz")
+                                          ".nii or .nii.gz",
+                                 fix=f"it looks like a dataset root: predict {inner[0]}"
+                                     if inner else "name the folder that holds the images")
             images.extend(found)
         elif path.is_file():
             images.append(path)
         else:
             raise UsageError(f"{path} does not exist", expected="an image file or a folder")
+    readable = []
     for path in images:  # headers only: a non-image fails now, before any inference
-        if not is_nifti(path):
-            check_image_header(path)
-    return images, had_folder
+        try:
+            if not is_nifti(path):
+                check_image_header(path)
+            readable.append(path)
+        except InputError as exc:
+            if failures is None or len(images) == 1:
+                raise
+            failures.append((path, exc.what))
+    if not readable:
+        raise InputError(f"none of the {len(images)} images can be read "
+                         f"({failures[0][0] if failures else images[0]}: "
+                         f"{failures[0][1] if failures else ''})",
+                         fix="check the files are complete images")
+    return readable, had_folder
 
 
 def check_image_header(path: Path) -> None:
@@ -180,7 +197,8 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--overlay-to", default=None, type=click.Path(dir_okay=False),
               help="Videos: write the overlay video here [default: OUT/overlay.mp4].")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
-              help="Videos: per frame index, pts and class shares as JSON.")
+              help="Per image (size, seconds, class shares) and the images that failed; "
+                   "videos: per frame index, pts and class shares.")
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Folders / lists on a Ray cluster (local by default; "
               "put --ray last or give an address); resumable.")
@@ -210,7 +228,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
                          fix="name them, or pass --source for a camera or stream")
     if overlap is not None and tile is None:
         raise UsageError("--overlap needs --tile", fix="add --tile N, e.g. --tile 512")
-    images, had_folder = collect_images(inputs)
+    failures: list[tuple[Path, str]] = []
+    images, had_folder = collect_images(inputs, failures)
     volumes = [p for p in images if is_nifti(p)]
     if volumes and len(volumes) != len(images):
         raise UsageError(f"{volumes[0].name} is a NIfTI volume but "
@@ -237,10 +256,14 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         if nifti:
             _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
             return
-        _predict_images(seg, images, targets, overlay, tile, overlap, console, workers)
+        records = _predict_images(seg, images, targets, overlay, tile, overlap, console,
+                                  workers, failures)
     where = targets[0] if single_file else out
-    console.print(f"wrote {len(images)} mask{'s' * (len(images) != 1)} to {where}",
-                  highlight=False)
+    done = len(records)
+    console.print(f"wrote {done} mask{'s' * (done != 1)} to {where}", highlight=False)
+    from segdeploy.cli.predict_report import finish_report
+
+    finish_report(records, failures, json_path, seg.classes, console)
 
 
 def _videos(inputs: tuple[str, ...]) -> bool:
@@ -258,6 +281,11 @@ def _image_targets(images: list[Path], out: Path, had_folder: bool
     if not single_file and out.exists() and not out.is_dir():
         raise UsageError(f"-o {out} is a file but {len(images)} images were given",
                          expected="a folder for several images")
+    if not single_file and not out.exists() and out.suffix.lower() in image_suffixes():
+        raise UsageError(f"-o {out} names one mask file but {len(images)} images were given"
+                         + (" (a folder)" if had_folder else ""),
+                         expected="a folder for several masks",
+                         fix=f"use -o {out.with_suffix('')}/ for a folder of masks")
     targets = output_paths(images, out, single_file)
     if single_file:
         from segdeploy.atomic import check_output_path
@@ -323,22 +351,36 @@ def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> No
 
 def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: bool,
                     tile: int | None, overlap: int | None, console: Any,
-                    infer_workers: int = 1) -> None:
+                    infer_workers: int, failures: list[tuple[Path, str]]
+                    ) -> list[dict[str, Any]]:
+    """Masks of every image (failed ones go to `failures`); one record per written mask."""
+    import time
+
+    from segdeploy.cli.predict_report import image_record
     from segdeploy.imaging import save_mask_png
 
     if tile is None:  # decode ahead, infer back to back, write behind: the same masks
         from segdeploy.cli.predict_stream import predict_folder
 
-        predict_folder(seg, images, targets, [overlay_path(t) for t in targets] if overlay
-                       else None, save_overlay, console, infer_workers)
-        return
+        return predict_folder(seg, images, targets, [overlay_path(t) for t in targets]
+                              if overlay else None, save_overlay, console, infer_workers,
+                              failures)
+    records = []
     with _progress(console, len(images)) as progress:
         task = progress.add_task("predict", total=len(images))
         for src, dst in zip(images, targets, strict=True):
-            image = load_image(src, seg.channels, seg.intensity)
-            mask = (seg.predict(image) if tile is None
-                    else seg.predict_tiled(image, tile=tile, overlap=overlap))
+            t0 = time.perf_counter()
+            try:
+                image = load_image(src, seg.channels, seg.intensity)
+                mask = seg.predict_tiled(image, tile=tile, overlap=overlap)
+            except InputError as exc:
+                failures.append((src, exc.what))
+                progress.advance(task)
+                continue
             save_mask_png(str(dst), mask)
             if overlay:
                 save_overlay(overlay_path(dst), image, mask)
+            records.append(image_record(src, dst, mask, time.perf_counter() - t0,
+                                        seg.num_classes))
             progress.advance(task)
+    return records

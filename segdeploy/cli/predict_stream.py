@@ -38,10 +38,13 @@ def stream_threads(engine: str, backend: str | None, threads: int | None, stream
 
 def predict_folder(seg: Any, images: list[Path], targets: list[Path],
                    overlays: list[Path] | None, save_overlay: Callable[..., None],
-                   console: Any, infer_workers: int = 1) -> None:
+                   console: Any, infer_workers: int = 1,
+                   failures: list[tuple[Path, str]] | None = None) -> list[dict[str, Any]]:
     """Decode in worker threads, infer back to back, write behind: the masks of the
-    one-at-a-time loop (a failing image stops the run, as there). `overlays`: where
-    `save_overlay(path, image, mask)` writes each image's overlay (None: no overlays)."""
+    one-at-a-time loop. An image that fails is added to `failures` and the run goes on
+    (without a list, it stops the run). `overlays`: where `save_overlay(path, image,
+    mask)` writes each image's overlay (None: no overlays). One record per mask written."""
+    from segdeploy.cli.predict_report import image_record
     from segdeploy.imaging import load_image, save_mask_png
     from segdeploy.runtime.stream import Frame, WriteBehind
 
@@ -53,18 +56,27 @@ def predict_folder(seg: Any, images: list[Path], targets: list[Path],
     frames = (Frame(reader(src), meta=(src, dst, over))
               for src, dst, over in zip(images, targets, overlays or targets, strict=True))
     start = time.perf_counter()
+    records: list[dict[str, Any]] = []
     with (frame_progress(console, len(images)) as bar, WriteBehind() as writer,
           seg.stream(frames, keep_images=overlay, infer_workers=infer_workers) as stream):
         task = bar.add_task("predict", total=len(images), fps=0.0)
+        last = start
         for n, result in enumerate(stream.results(), 1):
             src, dst, over = result.meta
+            now = time.perf_counter()
+            bar.update(task, advance=1, fps=n / max(now - start, 1e-9))
             if result.mask is None:
-                raise InputError(f"cannot segment {src}: {result.error}",
-                                 fix="remove it from the inputs or convert it")
+                if failures is None:
+                    raise InputError(f"cannot segment {src}: {result.error}",
+                                     fix="remove it from the inputs or convert it")
+                failures.append((src, str(getattr(result.error, "what", result.error))))
+                continue
             writer.submit(save_mask_png, str(dst), result.mask)
             if overlay:
                 writer.submit(save_overlay, over, result.image, result.mask)
-            bar.update(task, advance=1, fps=n / max(time.perf_counter() - start, 1e-9))
+            records.append(image_record(src, dst, result.mask, now - last, seg.num_classes))
+            last = now
+    return records
 
 
 def video_targets(out: Path, overlay: bool, overlay_to: str | None

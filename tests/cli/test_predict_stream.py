@@ -162,4 +162,7 @@ def test_folder_image_that_fails_mid_run_is_named(brain_onnx, slices, tmp_path, 
     (folder / "s2.png").write_bytes(good[:len(good) // 2])  # header intact, data cut
     code, _, err = run_cli(["predict", "-e", str(brain_onnx[0]), str(folder), "-o",
                             str(tmp_path / "out")], capsys)
-    assert code == 1 and "cannot segment" in err and "s2.png" in " ".join(err.split())
+    said = " ".join(err.split())
+    assert code == 1 and "failed" in said and "s2.png" in said and "1 of 4 images" in said
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.png", "s1.png",
+                                                                   "s3.png"]
