@@ -108,12 +108,14 @@ def list_images(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 
 def mask_targets(images: Sequence[Path], out: Path) -> list[Path]:
+    """`out/STEM.png` for every image; two images that would write one mask are refused."""
     targets = [out / f"{p.stem}.png" for p in images]
     seen: dict[Path, Path] = {}
     for image, target in zip(images, targets, strict=True):
         if target in seen:
             raise UsageError(f"{seen[target]} and {image} would both write {target}",
-                             fix="segment them into different output folders")
+                             fix="segment them into different output folders (separate "
+                                 "runs, different -o)")
         seen[target] = image
     return targets
 

@@ -102,14 +102,9 @@ def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]
     is created by `made_folder` when the masks are written)."""
     if single_file:
         return [out]
-    paths = [out / f"{img.stem}.png" for img in images]
-    seen: dict[Path, Path] = {}
-    for img, target in zip(images, paths, strict=True):
-        if target in seen:
-            raise UsageError(f"{seen[target]} and {img} would both write {target}",
-                             fix="predict the folders separately, into different -o folders")
-        seen[target] = img
-    return paths
+    from segdeploy.scale import mask_targets  # the same rule as a Ray run's (no ray import)
+
+    return mask_targets(images, out)
 
 
 @contextlib.contextmanager
