@@ -17,7 +17,8 @@ Folders run pipelined (Segmenter.stream). Videos, cameras and streams (`clip.mp4
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +146,17 @@ def load_image(path: Path, channels: int, intensity: Any = None) -> Any:
     return decode(path, channels=channels, intensity=intensity)
 
 
-def save_overlay(path: Path, image: Any, mask: Any) -> None:
+def save_overlay(path: Path, image: Any, mask: Any, *, classes: Any = (),
+                 contours: bool = False) -> None:
+    """IMAGE.overlay.png: the classes blended in (or outlined) and a legend of those present."""
     from PIL import Image
 
     from segdeploy.atomic import atomic_path
-    from segdeploy.imaging import overlay
+    from segdeploy.overlays import draw_overlay, with_legend
 
+    picture = with_legend(draw_overlay(image, mask, contours=contours), mask, list(classes))
     with atomic_path(path) as tmp:
-        Image.fromarray(overlay(image, mask)).save(tmp, format="PNG")
+        Image.fromarray(picture).save(tmp, format="PNG")
 
 
 @click.command("predict")
@@ -163,7 +167,11 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--output", "-o", "output", required=True, type=click.Path(),
               help="Mask .png for one image, or a folder for several (a video: one PNG "
                    "per frame), or NAME.mkv (a video's masks, lossless FFV1).")
-@click.option("--overlay", is_flag=True, help="Also write IMAGE.overlay.png (mask blended in).")
+@click.option("--overlay", is_flag=True,
+              help="Also write MASK.overlay.png beside each mask (classes blended in, a legend "
+                   "below); videos: OUT/overlay.mp4.")
+@click.option("--contours", is_flag=True,
+              help="With --overlay: outline the classes instead of filling them.")
 @click.option("--tile", type=click.IntRange(min=8), default=None,
               help="Segment in overlapping tiles of this size (for images larger than the "
                    "engine takes).")
@@ -197,7 +205,7 @@ def save_overlay(path: Path, image: Any, mask: Any) -> None:
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Folders / lists on a Ray cluster (local by default; "
               "put --ray last or give an address); resumable.")
-def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
+def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, contours: bool,
             tile: int | None, overlap: int | None, backend: str | None,
             providers: str | None, threads: int | None, memory_budget: str | None,
             precision: str | None, axis: str, pad_to_stride: bool, source: str | None,
@@ -221,6 +229,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
     if not inputs:
         raise UsageError("no inputs", expected="images, folders, volumes or a video",
                          fix="name them, or pass --source for a camera or stream")
+    if contours and not overlay:
+        raise UsageError("--contours draws the outlines of --overlay", fix="add --overlay")
     if overlap is not None and tile is None:
         raise UsageError("--overlap needs --tile", fix="add --tile N, e.g. --tile 512")
     failures: list[tuple[Path, str]] = []
@@ -251,7 +261,9 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool,
         if nifti:
             _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
             return
-        records = _predict_images(seg, images, targets, overlay, tile, overlap, console,
+        writer = (functools.partial(save_overlay, classes=seg.classes, contours=contours)
+                  if overlay else None)
+        records = _predict_images(seg, images, targets, writer, tile, overlap, console,
                                   workers, failures)
     where = targets[0] if single_file else out
     done = len(records)
@@ -344,7 +356,8 @@ def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> No
                   "slices", highlight=False)
 
 
-def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: bool,
+def _predict_images(seg: Any, images: list[Path], targets: list[Path],
+                    overlay: Callable[..., None] | None,
                     tile: int | None, overlap: int | None, console: Any,
                     infer_workers: int, failures: list[tuple[Path, str]]
                     ) -> list[dict[str, Any]]:
@@ -358,8 +371,8 @@ def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: 
         from segdeploy.cli.predict_stream import predict_folder
 
         return predict_folder(seg, images, targets, [overlay_path(t) for t in targets]
-                              if overlay else None, save_overlay, console, infer_workers,
-                              failures)
+                              if overlay else None, overlay or save_overlay, console,
+                              infer_workers, failures)
     records = []
     with _progress(console, len(images)) as progress:
         task = progress.add_task("predict", total=len(images))
@@ -374,7 +387,7 @@ def _predict_images(seg: Any, images: list[Path], targets: list[Path], overlay: 
                 continue
             save_mask_png(str(dst), mask)
             if overlay:
-                save_overlay(overlay_path(dst), image, mask)
+                overlay(overlay_path(dst), image, mask)
             records.append(image_record(src, dst, mask, time.perf_counter() - t0,
                                         seg.num_classes))
             progress.advance(task)

@@ -157,8 +157,8 @@ def _run_video(seg: Any, reader: Any, png_folder: Path | None, writers: dict[str
     """Stream the frames; PNGs on worker threads, video frames on one (in order)."""
     import numpy as np
 
-    from segdeploy.imaging import overlay as blend
     from segdeploy.imaging import save_mask_png
+    from segdeploy.overlays import draw_overlay as blend
     from segdeploy.runtime.stream import WriteBehind
 
     frames: list[dict[str, Any]] = []

@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
                      "scale"), 2),
     **dict.fromkeys(("runtime", "reference_models", "data"), 1),
     **dict.fromkeys(("segdeploy", "artifact_kind", "onnx_wire", "artifacts", "atomic",
-                     "comparison", "digest", "dims",
+                     "comparison", "digest", "dims", "overlays",
                      "errors", "fieldcheck", "geometry", "geotiff", "imaging", "locking",
                      "manifest", "metrics", "onnx_metadata", "onnx_precision", "precision",
                      "volumes"), 0),
