@@ -43,11 +43,12 @@ def _is_input(path: Path) -> bool:
     return path.suffix.lower() in image_suffixes() or is_nifti(path)
 
 
-def collect_images(inputs: tuple[str, ...], failures: list[tuple[Path, str]] | None = None
-                   ) -> tuple[list[Path], bool]:
-    """Image (and NIfTI) files named or inside the given folders (sorted); True when a
-    folder was given. With `failures` (a list) and more than one input, an unreadable image
-    is recorded there and left out instead of stopping the run."""
+def collect_images(inputs: tuple[str, ...], failures: list[tuple[Path, str]] | None = None,
+                   recursive: bool = False) -> tuple[list[Path], bool]:
+    """Image (and NIfTI) files named or inside the given folders (sorted; `recursive`: in
+    their sub-folders too); True when a folder was given. With `failures` (a list) and more
+    than one input, an unreadable image is recorded there and left out instead of stopping
+    the run."""
     from segdeploy.volumes import is_nifti
 
     images: list[Path] = []
@@ -56,7 +57,8 @@ def collect_images(inputs: tuple[str, ...], failures: list[tuple[Path, str]] | N
         path = Path(item)
         if path.is_dir():
             had_folder = True
-            found = sorted(p for p in path.iterdir() if p.is_file() and _is_input(p))
+            walk = path.rglob("*") if recursive else path.iterdir()
+            found = sorted(p for p in walk if p.is_file() and _is_input(p))
             if not found:
                 inner = [path / d for d in ("images", "JPEGImages") if (path / d).is_dir()]
                 raise UsageError(f"folder {path} has no images",
@@ -98,13 +100,20 @@ def check_image_header(path: Path) -> None:
         raise exc.retyped(InputError, fix="remove it from the inputs or convert it") from None
 
 
-def output_paths(images: list[Path], out: Path, single_file: bool) -> list[Path]:
+def output_paths(images: list[Path], out: Path, single_file: bool,
+                 roots: list[Path] | None = None) -> list[Path]:
     """Mask path of every image: `out` itself, or `out/STEM.png` in folder mode (the folder
     is created by `made_folder` when the masks are written)."""
     if single_file:
         return [out]
     from segdeploy.scale import mask_targets  # the same rule as a Ray run's (no ray import)
 
+    if roots:  # --recursive: out/SUB/FOLDER/STEM.png, the input folders' layout kept
+        rel = [next((im.relative_to(r).parent for r in roots if im.is_relative_to(r)),
+                    Path()) for im in images]
+        paths = [out / sub / f"{im.stem}.png" for sub, im in zip(rel, images, strict=True)]
+        if len(set(paths)) == len(paths):
+            return paths
     return mask_targets(images, out)
 
 
@@ -170,6 +179,8 @@ def save_overlay(path: Path, image: Any, mask: Any, *, classes: Any = (),
 @click.option("--overlay", is_flag=True,
               help="Also write MASK.overlay.png beside each mask (classes blended in, a legend "
                    "below); videos: OUT/overlay.mp4.")
+@click.option("--recursive", "-r", is_flag=True,
+              help="Folders: take images in sub-folders too and keep the layout under -o.")
 @click.option("--contours", is_flag=True,
               help="With --overlay: outline the classes instead of filling them.")
 @click.option("--tile", type=click.IntRange(min=8), default=None,
@@ -205,7 +216,8 @@ def save_overlay(path: Path, image: Any, mask: Any, *, classes: Any = (),
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Folders / lists on a Ray cluster (local by default; "
               "put --ray last or give an address); resumable.")
-def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, contours: bool,
+def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, recursive: bool,
+            contours: bool,
             tile: int | None, overlap: int | None, backend: str | None,
             providers: str | None, threads: int | None, memory_budget: str | None,
             precision: str | None, axis: str, pad_to_stride: bool, source: str | None,
@@ -234,7 +246,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, co
     if overlap is not None and tile is None:
         raise UsageError("--overlap needs --tile", fix="add --tile N, e.g. --tile 512")
     failures: list[tuple[Path, str]] = []
-    images, had_folder = collect_images(inputs, failures)
+    images, had_folder = collect_images(inputs, failures, recursive)
+    roots = [Path(i) for i in inputs if Path(i).is_dir()] if recursive else None
     volumes = [p for p in images if is_nifti(p)]
     if volumes and len(volumes) != len(images):
         raise UsageError(f"{volumes[0].name} is a NIfTI volume but "
@@ -247,7 +260,7 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, co
         raise UsageError("--tile and --overlay apply to 2-D images",
                          fix="drop them for NIfTI output")
     single_file, targets = ((is_nifti(out), []) if nifti
-                            else _image_targets(images, out, had_folder))
+                            else _image_targets(images, out, had_folder, roots))
     console = Console(stderr=True)
     from segdeploy.cli.predict_stream import stream_threads
 
@@ -258,6 +271,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, co
                          memory_budget=memory_budget, precision=precision,
                          pad_to_stride=pad_to_stride) as seg):
         seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
+        for folder in {t.parent for t in targets} - {out}:  # --recursive's sub-folders
+            folder.mkdir(parents=True, exist_ok=True)
         if nifti:
             _predict_nifti(seg, images, out, had_folder, bool(volumes), axis, console)
             return
@@ -279,8 +294,8 @@ def _videos(inputs: tuple[str, ...]) -> bool:
     return any(is_video(i) for i in inputs)
 
 
-def _image_targets(images: list[Path], out: Path, had_folder: bool
-                   ) -> tuple[bool, list[Path]]:
+def _image_targets(images: list[Path], out: Path, had_folder: bool,
+                   roots: list[Path] | None = None) -> tuple[bool, list[Path]]:
     """(one .png file?, the mask path of every image), checked before the model loads."""
     single_file = len(images) == 1 and not had_folder and not out.is_dir() and bool(out.suffix)
     if single_file and out.suffix.lower() != ".png":
@@ -293,7 +308,7 @@ def _image_targets(images: list[Path], out: Path, had_folder: bool
                          + (" (a folder)" if had_folder else ""),
                          expected="a folder for several masks",
                          fix=f"use -o {out.with_suffix('')}/ for a folder of masks")
-    targets = output_paths(images, out, single_file)
+    targets = output_paths(images, out, single_file, roots)
     if single_file:
         from segdeploy.atomic import check_output_path
 

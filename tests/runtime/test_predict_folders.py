@@ -52,3 +52,22 @@ def test_dataset_root_and_single_file_output_for_a_folder(brain_onnx, tmp_path: 
                             "-o", str(tmp_path / "m4.png")], capsys)
     assert code == 1 and "names one mask file" in err
     assert not (tmp_path / "m4.png").exists()
+
+
+def test_recursive_keeps_the_sub_folder_layout(brain_onnx, tmp_path: Path, capsys) -> None:
+    from segdeploy.data import get_dataset
+
+    ds = get_dataset("brain", "val")
+    root = tmp_path / "scans"
+    for i, rel in enumerate(("top.png", "day1/a.png", "day2/a.png", "day2/deep/b.png")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(ds[i][0][..., 0]).save(root / rel)
+    out = tmp_path / "masks"
+    code, _, err = run_cli(["predict", "--engine", str(brain_onnx[0]), str(root), "-o",
+                            str(out), "--recursive"], capsys)
+    assert code == 0, err
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["day1/a.png", "day2/a.png", "day2/deep/b.png", "top.png"]
+    code, _, err = run_cli(["predict", "--engine", str(brain_onnx[0]), str(root), "-o",
+                            str(tmp_path / "flat")], capsys)
+    assert code == 0 and [p.name for p in (tmp_path / "flat").iterdir()] == ["top.png"]
