@@ -65,3 +65,22 @@ def as_image(image: Any, channels: int, intensity: IntensityMapping) -> np.ndarr
                          expected="one HxWxC or HxW image (use predict() for batches)")
     check_layout(pixels, channels)
     return as_hwc_uint8(intensity.apply(pixels), channels)
+
+
+#: a share of pixels outside the card's window above which predict says so (once)
+CLIP_NOTICE = 0.05
+
+
+class ClippingNotice(UserWarning):
+    """Many pixels fall outside the window the model was trained with (said once)."""
+
+
+def clipped_share(pixels: np.ndarray, intensity: IntensityMapping) -> float:
+    """Share of the pixels a window mapping clips (0 for uint8 or per-image mappings): a
+    16-bit image fed to a model trained on 8-bit data clips nearly everything to white."""
+    if intensity.kind != "window" or pixels.dtype == np.uint8 or pixels.size == 0:
+        return 0.0
+    a = np.asarray(pixels, dtype=np.float32)
+    finite = np.isfinite(a)
+    outside = finite & ((a < float(intensity.low)) | (a > float(intensity.high)))  # type: ignore[arg-type]
+    return float(outside.sum()) / max(int(finite.sum()), 1)

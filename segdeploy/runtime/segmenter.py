@@ -13,6 +13,7 @@ grid it was trained on), normalised unless the graph does it, and the mask is cr
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast, overload
@@ -24,7 +25,14 @@ from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
 from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
-from segdeploy.runtime.image_input import as_array, as_image, check_layout
+from segdeploy.runtime.image_input import (
+    CLIP_NOTICE,
+    ClippingNotice,
+    as_array,
+    as_image,
+    check_layout,
+    clipped_share,
+)
 from segdeploy.runtime.memory import (
     DEFAULT_BYTES_PER_PIXEL,
     default_budget,
@@ -74,6 +82,7 @@ class Segmenter(TilingMixin):
         #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
+        self._told_clipping = False
         #: agreement with ONNX Runtime of an INT8 file's check run at load (None: not checked)
         self.int8_agreement: float | None = None
         self.runner = runner.activate()
@@ -274,7 +283,23 @@ class Segmenter(TilingMixin):
 
     # -- internals -------------------------------------------------------------------------
     def _as_image(self, image: Any) -> np.ndarray:
-        return as_image(image, self.channels, self.intensity)
+        pixels = as_array(image, self.channels)
+        if not self._told_clipping and (share := clipped_share(pixels, self.intensity)) \
+                > CLIP_NOTICE:
+            self._told_clipping = True
+            low, high = self.intensity.low, self.intensity.high
+            self._tell(f"{100 * share:.0f}% of this image's pixels lie outside the intensity "
+                       f"window the model was trained with ({low:g}..{high:g}) and are "
+                       "clipped: is it the same kind of image (bit depth, modality)?",
+                       ClippingNotice)
+        return as_image(pixels, self.channels, self.intensity)
+
+    def _tell(self, message: str, category: type[Warning]) -> None:
+        """A notice, once: to `notify` (the CLI prints it) or as a warning (Python)."""
+        if self.notify is not None:
+            self.notify(message)
+        else:
+            warnings.warn(message, category, stacklevel=4)
 
     def _as_batch(self, batch: np.ndarray) -> np.ndarray:
         if min(batch.shape) < 1:

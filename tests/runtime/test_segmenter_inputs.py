@@ -48,3 +48,23 @@ def test_channel_first_arrays_point_to_logits(seg) -> None:
     with pytest.raises(InputError, match="a file path or a PIL image"):
         seg.predict(object())
     assert seg.logits(np.zeros((1, 1, 96, 112), np.float32)).shape[:2] == (1, 3)
+
+
+def test_heavy_clipping_is_said_once(seg) -> None:
+    import warnings
+
+    from segdeploy.runtime.image_input import ClippingNotice
+
+    if seg.intensity.kind != "window":
+        pytest.skip("this model has no intensity window")
+    high = float(seg.intensity.high)
+    inside = np.full((64, 80), (float(seg.intensity.low) + high) / 2, np.float32)
+    wide = (np.linspace(0, 40 * high, 64 * 80, dtype=np.float32)).reshape(64, 80)
+    with warnings.catch_warnings(record=True) as told:
+        warnings.simplefilter("always")
+        seg.predict(inside)  # within the window: nothing to say
+        assert not [w for w in told if issubclass(w.category, ClippingNotice)]
+        seg.predict(wide)  # ~97% above the window: said once
+        seg.predict(wide)
+    notices = [w for w in told if issubclass(w.category, ClippingNotice)]
+    assert len(notices) == 1 and "outside the intensity window" in str(notices[0].message)
