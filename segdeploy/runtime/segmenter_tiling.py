@@ -5,9 +5,11 @@ receptive.py). A mixin so that segmenter.py stays about one screenful per concer
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -32,6 +34,24 @@ DEFAULT_TILE = 512
 PROBE_SIDES = (192, 384)
 #: what a run returns: class-id masks, or the logits they come from
 Want = Literal["mask", "logits"]
+
+
+#: a tiled run of at least this many tiles shows progress where a terminal is attached
+PROGRESS_TILES = 32
+
+
+@contextlib.contextmanager
+def tile_progress(total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr for long tiled runs, only where stderr is a terminal."""
+    if total < PROGRESS_TILES or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("tiles", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("tiles", total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
 
 
 class TilingMixin:
@@ -102,7 +122,8 @@ class TilingMixin:
             return self._as_wanted(out[..., start[0]:start[0] + sy, start[1]:start[1] + sx],
                                    "mask")
 
-        return run_tiled(img, grid, centres, batch_size=batch_size)
+        with tile_progress(grid.counts[0] * grid.counts[1]) as on_tiles:
+            return run_tiled(img, grid, centres, batch_size=batch_size, on_tiles=on_tiles)
 
     def untiled_bytes(self, n: int, h: int, w: int) -> int:
         """Estimated peak memory of an untiled prediction of n images of h x w."""

@@ -78,7 +78,8 @@ def tile_grid(h: int, w: int, tile: int | tuple[int, int], overlap: int | tuple[
 
 def run_tiled(image: np.ndarray, grid: TileGrid,
               predict_centres: Callable[[np.ndarray], np.ndarray], *,
-              batch_size: int = 4) -> np.ndarray:
+              batch_size: int = 4,
+              on_tiles: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Segment an HxWxC image tile by tile.
 
     `predict_centres(tiles)` takes N x tile_h x tile_w x C and returns N x ... x step_h x
@@ -102,5 +103,7 @@ def run_tiled(image: np.ndarray, grid: TileGrid,
             out = np.empty((*lead, grid.counts[0] * sy, grid.counts[1] * sx), centres.dtype)
         for (y, x), centre in zip(chunk, centres, strict=True):
             out[..., y:y + sy, x:x + sx] = centre
+        if on_tiles is not None:
+            on_tiles(start + len(chunk), len(origins))
     assert out is not None
     return out[..., :grid.image[0], :grid.image[1]]

@@ -66,3 +66,18 @@ def test_tiled_equals_whole_image_when_receptive_field_fits_overlap(tiny_model, 
     # away from the border, where both see the same real context
     inner = (slice(8, -8), slice(8, -8))
     assert (tiled[inner] == whole[inner]).mean() > 0.999
+
+
+def test_tiled_runs_report_their_progress() -> None:
+    from segdeploy.runtime.segmenter_tiling import PROGRESS_TILES, tile_progress
+    from segdeploy.runtime.tiling import run_tiled, tile_grid
+
+    image = np.zeros((100, 130, 1), np.uint8)
+    grid = tile_grid(100, 130, 32, 8, 8)
+    seen: list[tuple[int, int]] = []
+    run_tiled(image, grid, lambda t: np.zeros((len(t), *grid.step), np.uint8), batch_size=3,
+              on_tiles=lambda done, total: seen.append((done, total)))
+    total = grid.counts[0] * grid.counts[1]
+    assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with tile_progress(PROGRESS_TILES * 4) as on_tiles:  # no terminal under pytest: no bar
+        assert on_tiles is None
