@@ -26,7 +26,7 @@ from segdeploy.runtime.memory import (
 from segdeploy.runtime.preprocess import PadLayout, crop_offsets
 from segdeploy.runtime.receptive import influence_radius
 from segdeploy.runtime.runner import Runner
-from segdeploy.runtime.tiling import run_tiled, tile_grid
+from segdeploy.runtime.tiling import as_pair, run_tiled, tile_grid
 
 DEFAULT_TILE = 512
 #: image sides of the two runs that measure a model's memory per pixel (a few tenths of a
@@ -88,6 +88,8 @@ class TilingMixin:
 
         def _as_wanted(self, out: np.ndarray, want: Want) -> np.ndarray: ...
 
+        def _padding(self, h: int, w: int) -> PadLayout: ...
+
     def predict_tiled(self, image: np.ndarray, *, tile: int | tuple[int, int] | None = None,
                       overlap: int | tuple[int, int] | None = None,
                       batch_size: int = 4) -> np.ndarray:
@@ -107,7 +109,44 @@ class TilingMixin:
             tile = self._default_tile()
         if overlap is None:
             overlap = self._default_overlap(tile)
+        if self.card.output_mode == "valid":
+            return self._valid_tiled(img, tile, overlap, batch_size)
         grid = tile_grid(img.shape[0], img.shape[1], tile, overlap, self._tile_align)
+        return self._tiled(img, grid, batch_size)
+
+    def _valid_tiled(self, img: np.ndarray, tile: int | tuple[int, int],
+                     overlap: int | tuple[int, int], batch_size: int) -> np.ndarray:
+        """A "valid" model (unet_valid) takes only min_size + k * stride inputs: tiles of
+        such sizes, overlaps that keep every step a multiple of the stride, and the image
+        shifted so that every tile pools in the phase of the untiled run (which pads it by
+        its margin): the tiled masks then equal the untiled ones (a 2-pixel shift before)."""
+        a, base = self._tile_align, self.card.min_size
+        h, w = img.shape[:2]
+        layout = self._padding(h, w)
+        sizes, overlaps, shifts = [], [], []
+        for t, o, pad in zip(as_pair(tile, "tile"), as_pair(overlap, "overlap"),
+                             (layout.top, layout.left), strict=True):
+            t = base + round_down(max(int(t) - base, a), a)
+            o = int(o)
+            if o < max(self._margin):
+                raise UsageError(f"overlap {o} is smaller than the {self._margin} pixels "
+                                 "this valid-mode model consumes at each border",
+                                 fix=f"use overlap >= {max(self._margin)}")
+            while (t - 2 * o) % a:
+                o += 1
+            if t - 2 * o < a:
+                raise UsageError(f"tile {t} leaves no centre with overlap {o} for this "
+                                 f"valid-mode model", fix=f"use a tile of at least {2 * o + a}")
+            sizes.append(t)
+            overlaps.append(o)
+            shifts.append((pad - o) % a)
+        ey, ex = shifts
+        shifted = np.pad(img, ((ey, 0), (ex, 0), (0, 0)), mode="reflect" if min(h, w) > 1
+                         else "edge")
+        grid = tile_grid(h + ey, w + ex, (sizes[0], sizes[1]), (overlaps[0], overlaps[1]), 1)
+        return self._tiled(shifted, grid, batch_size)[..., ey:, ex:]
+
+    def _tiled(self, img: np.ndarray, grid: Any, batch_size: int) -> np.ndarray:
         sy, sx = grid.step
         oy, ox = grid.overlap
 
