@@ -67,7 +67,8 @@ def legend(report: BenchReport) -> str:
         marks.append("graphs = replayed as a CUDA graph")
     if any(r.phases for r in rows):
         marks.append("indented rows = the TensorRT row's time split into phases")
-    marks.append("speed-up = over the slowest backend at the same shape")
+    base = report.settings.get("speedup_baseline", "the slowest backend")
+    marks.append(f"speed-up = over {base} at the same shape")
     return "legend: " + "; ".join(marks)
 
 

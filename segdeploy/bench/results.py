@@ -8,6 +8,9 @@ from typing import Any
 from segdeploy.bench.timing import LatencyStats, speedups
 from segdeploy.dims import format_dims
 
+#: the row speed-ups are relative to, when it ran
+SPEEDUP_BASELINE = "onnxruntime fp32"
+
 BENCH_SCHEMA_VERSION = 1
 
 
@@ -60,12 +63,19 @@ class BenchReport:
         return seen
 
     def fill_speedups(self) -> None:
-        """Speed-up of each backend over the slowest one at the same shape."""
+        """Speed-up of each backend over a named baseline at the same shape: ONNX Runtime
+        FP32 on the CPU when it ran (what every CPU path is judged against), else the
+        slowest row; `settings["speedup_baseline"]` says which."""
+        named = None
         for shape in self.shapes():
             rows = [r for r in self.results if r.shape == shape]
-            ratios = speedups({str(i): r.stats.mean_ms for i, r in enumerate(rows)})
+            base = next((str(i) for i, r in enumerate(rows)
+                         if r.backend == SPEEDUP_BASELINE), None)
+            named = named or (SPEEDUP_BASELINE if base is not None else None)
+            ratios = speedups({str(i): r.stats.mean_ms for i, r in enumerate(rows)}, base)
             for i, r in enumerate(rows):
                 r.speedup = ratios[str(i)]
+        self.settings["speedup_baseline"] = named or "the slowest backend"
 
     def to_dict(self, *, with_samples: bool = True) -> dict[str, Any]:
         return {"schema_version": BENCH_SCHEMA_VERSION, "environment": self.environment,

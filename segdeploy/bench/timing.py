@@ -90,12 +90,13 @@ def warning_kind(text: str) -> str:
     return "spread" if text.startswith(_SPREAD) else "other"
 
 
-def speedups(means_ms: dict[str, float]) -> dict[str, float]:
-    """Each entry's speed-up over the slowest one (slowest mean / this mean; slowest = 1.0)."""
+def speedups(means_ms: dict[str, float], baseline: str | None = None) -> dict[str, float]:
+    """Each entry's speed-up over `baseline` (its mean / this mean; the baseline is 1.0),
+    or over the slowest entry when no baseline is named."""
     if not means_ms:
         return {}
-    slowest = max(means_ms.values())
-    return {k: (slowest / v if v > 0 else float("inf")) for k, v in means_ms.items()}
+    ref = means_ms[baseline] if baseline in means_ms else max(means_ms.values())
+    return {k: (ref / v if v > 0 else float("inf")) for k, v in means_ms.items()}
 
 
 def check_loop_settings(warmup: int, iterations: int | None, duration: float | None) -> None:

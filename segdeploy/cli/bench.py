@@ -47,7 +47,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
             sequential: bool, threads: int | None,
             json_path: str | None, plot_path: str | None, progress: bool | None) -> None:
     """Time one batch per iteration on each backend and report min / mean / median / p90 /
-    p95 / p99 / max latency, throughput and speed-up over the slowest backend.
+    p95 / p99 / max latency, throughput and speed-up over ONNX Runtime FP32 (else the
+    slowest backend).
 
     \b
     segdeploy bench --engine fcn8s.onnx --checkpoint fcn8s.pt -s 1x3x256x256 -s 4x3x256x256

@@ -45,9 +45,12 @@ def test_bench_all_cpu_backends_side_by_side(brain_checkpoint, brain_onnx, tmp_p
     for shape in ([1, 1, 64, 80], [2, 1, 97, 131]):
         rows = [r for r in report["results"] if r["shape"] == shape]
         assert len(rows) == len(names)
-        assert min(r["speedup"] for r in rows) == pytest.approx(1.0)
-        slowest = max(rows, key=lambda r: r["mean_ms"])
-        assert slowest["speedup"] == pytest.approx(1.0)
+        # relative to the named baseline, not to the slowest row (issue 22)
+        base = next(r for r in rows if r["backend"] == "onnxruntime fp32")
+        assert base["speedup"] == pytest.approx(1.0)
+        for r in rows:
+            assert r["speedup"] == pytest.approx(base["mean_ms"] / r["mean_ms"])
+    assert report["settings"]["speedup_baseline"] == "onnxruntime fp32"
     for r in report["results"]:
         assert r["iterations"] == 3 and len(r["samples_ms"]) == 3
         assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]

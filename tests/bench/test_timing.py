@@ -47,6 +47,11 @@ def test_trust_warnings() -> None:
     assert any("high spread" in w for w in trust_warnings(noisy))
 
 
+def test_speedups_relative_to_a_named_baseline() -> None:
+    r = speedups({"a": 10.0, "b": 5.0, "c": 40.0}, "a")
+    assert r == {"a": 1.0, "b": 2.0, "c": 0.25}  # a slower row shows below 1.0
+
+
 def test_speedups_relative_to_slowest() -> None:
     r = speedups({"a": 10.0, "b": 5.0, "c": 40.0})
     assert r == {"a": 4.0, "b": 8.0, "c": 1.0}
