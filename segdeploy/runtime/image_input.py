@@ -80,7 +80,12 @@ def clipped_share(pixels: np.ndarray, intensity: IntensityMapping) -> float:
     16-bit image fed to a model trained on 8-bit data clips nearly everything to white."""
     if intensity.kind != "window" or pixels.dtype == np.uint8 or pixels.size == 0:
         return 0.0
-    a = np.asarray(pixels, dtype=np.float32)
-    finite = np.isfinite(a)
-    outside = finite & ((a < float(intensity.low)) | (a > float(intensity.high)))  # type: ignore[arg-type]
-    return float(outside.sum()) / max(int(finite.sum()), 1)
+    low, high = float(intensity.low), float(intensity.high)  # type: ignore[arg-type]
+    # compared in the image's own dtype: no float copy of every frame on the predict path
+    outside = np.count_nonzero(pixels < low) + np.count_nonzero(pixels > high)
+    counted = pixels.size
+    if pixels.dtype.kind == "f":  # NaN compares False both ways; only finite pixels count
+        counted = int(np.count_nonzero(np.isfinite(pixels)))
+        outside -= int(np.count_nonzero(np.isneginf(pixels)) + np.count_nonzero(
+            np.isposinf(pixels)))
+    return float(outside) / max(counted, 1)

@@ -264,11 +264,13 @@ class OnnxRuntimeRunner(Runner):
     # -- inference -------------------------------------------------------------------------
     def _infer(self, feeds: Mapping[str, Any], output_names: list[str]) -> dict[str, np.ndarray]:
         has_device = any(isinstance(v, DeviceView) for v in feeds.values())
-        shapes = {k: tuple(v.shape) for k, v in feeds.items()}
-        with map_exceptions(self._run_errors(shapes)):
+        try:
             if not (self._use_binding or has_device):
                 return dict(zip(output_names, self.session.run(output_names, feeds), strict=True))
             return self._infer_bound(feeds, output_names)
+        except self._errors:  # translated only when it failed: nothing added to a good run
+            with map_exceptions(self._run_errors({k: tuple(v.shape) for k, v in feeds.items()})):
+                raise
 
     def _run_errors(self, shapes: dict[str, tuple[int, ...]]) -> dict[Any, Any]:
         """ONNX Runtime's exceptions at run time, as ours: a failing execution provider or an
