@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -89,6 +88,8 @@ class TilingMixin:
         def _as_wanted(self, out: np.ndarray, want: Want) -> np.ndarray: ...
 
         def _padding(self, h: int, w: int) -> PadLayout: ...
+
+        def _tell(self, message: str, category: type[Warning]) -> None: ...
 
     def predict_tiled(self, image: np.ndarray, *, tile: int | tuple[int, int] | None = None,
                       overlap: int | tuple[int, int] | None = None,
@@ -199,10 +200,7 @@ class TilingMixin:
                    f" untiled, above the memory budget of {format_bytes(self.memory_budget)}:"
                    f" segmenting it in overlapping {tile[0]}x{tile[1]} tiles (set "
                    "memory_budget / --memory-budget to change)")
-            if self.notify is not None:
-                self.notify(msg)
-            else:
-                warnings.warn(msg, AutoTileNotice, stacklevel=3)
+            self._tell(msg, AutoTileNotice)
         return self.predict_tiled(img, tile=tile, batch_size=1)
 
     def _auto_tile(self) -> tuple[int, int]:
