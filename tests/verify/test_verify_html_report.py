@@ -108,3 +108,36 @@ def test_the_page_in_chromium(failing_page: Path) -> None:
 
     with Image.open(SCREENSHOT) as shot:
         assert shot.width == 1280 and shot.height > 900  # the whole page, not one screen
+
+
+def test_worst_images_of_a_valid_unet_are_cropped_to_its_output(tmp_path) -> None:
+    """A "valid" model's masks are smaller than its input: the image kept beside them is the
+    input's part under the masks (the model's margin cut off), pixel for pixel."""
+    torch = pytest.importorskip("torch")
+    from segdeploy.data import dataset_for_model
+    from segdeploy.export import ExportOptions, run_export
+    from segdeploy.reference_models import get_model
+    from segdeploy.reference_models.checkpoint import card_from_model, save_checkpoint
+    from segdeploy.verify.compare import label_offset, resize_pair, run_verify
+    from segdeploy.verify.worst import WorstImages
+
+    torch.manual_seed(0)
+    net = get_model("unet_valid", num_classes=3, width=0.0625, in_channels=1).eval()
+    card = card_from_model(net, classes=["background", "grey matter", "white matter"],
+                           mean=[0.2], std=[0.3], channel_mode="grey", train_size=[197, 233])
+    checkpoint = save_checkpoint(tmp_path / "valid.pt", net, card)
+    exported = run_export(checkpoint, ExportOptions(output=str(tmp_path / "valid.onnx"),
+                                                    opset=17, fp16=False, trt_check=False,
+                                                    check_sizes=["1x1x197x233"]))
+    worst = WorstImages(2)
+    report = run_verify(checkpoint, exported.onnx_path, data="brain", sizes=[(197, 233)],
+                        max_images=2, progress=False, worst=worst)
+    out_h, out_w = report["sizes"][0]["output_size"]
+    assert (out_h, out_w) < (197, 233)
+    dataset = dataset_for_model(card, "brain", "val")
+    oy, ox = label_offset(card, (197, 233), (out_h, out_w))
+    assert oy > 0
+    for item in worst.items():
+        assert item.reference.shape == item.engine.shape == (out_h, out_w)
+        image, mask = resize_pair(*dataset[item.index], (197, 233))
+        assert np.array_equal(item.image, image[oy:oy + out_h, ox:ox + out_w])
