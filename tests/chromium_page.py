@@ -9,7 +9,6 @@ and a full-page screenshot.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import select
@@ -77,6 +76,11 @@ class _Pipe:
         return reply["result"]
 
     def wait(self, match: Any, what: str) -> dict[str, Any]:
+        """The first message, kept or new, that `match`es (an event may have come in while
+        an earlier call waited for its answer)."""
+        for i, kept in enumerate(self.events):
+            if match(kept):
+                return self.events.pop(i)
         end = time.monotonic() + self.timeout
         while True:
             while b"\0" in self.buffer:
@@ -101,29 +105,26 @@ def render(path: str | Path, *, width: int = 1280, timeout: float = 90.0) -> Ren
         raise FileNotFoundError(MISSING)
     to_chrome_r, to_chrome_w = os.pipe()
     from_chrome_r, from_chrome_w = os.pipe()
-    # above fd 9 first, so that placing them on 3 and 4 in the child cannot clobber either
-    high_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 10)
-    high_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 10)
-
-    def on_fds_3_and_4() -> None:
-        os.dup2(high_r, 3)
-        os.dup2(high_w, 4)
-
-    with tempfile.TemporaryDirectory(prefix="segdeploy-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="segdeploy-chromium-") as profile, \
+            tempfile.TemporaryFile() as log:  # a file: a full stderr pipe would stall Chromium
+        # the pipe ends arrive as stdin / stdout; the shell moves them to fds 3 and 4, where
+        # --remote-debugging-pipe looks (no preexec_fn, which is unsafe beside threads)
         proc = subprocess.Popen(
-            [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--remote-debugging-pipe", f"--user-data-dir={profile}",
+            ["sh", "-c", 'exec "$@" 3<&0 4>&1 0</dev/null 1>/dev/null', "sh", browser,
+             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--no-first-run", "--remote-debugging-pipe", f"--user-data-dir={profile}",
              f"--window-size={width},900", "about:blank"],
-            preexec_fn=on_fds_3_and_4, pass_fds=(3, 4), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for fd in (to_chrome_r, from_chrome_w, high_r, high_w):
-            os.close(fd)
+            stdin=to_chrome_r, stdout=from_chrome_w, stderr=log)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
         pipe = _Pipe(to_chrome_w, from_chrome_r, timeout)
         try:
             return _inspect(pipe, Path(path).resolve().as_uri(), width)
         except (EOFError, TimeoutError, OSError) as exc:
             proc.kill()
-            stderr = proc.communicate(timeout=10)[1].decode(errors="replace")
+            proc.wait(timeout=30)
+            log.seek(0)
+            stderr = log.read().decode(errors="replace")
             raise RuntimeError(f"{exc}; Chromium's stderr:\n{stderr[-2000:]}") from exc
         finally:
             if proc.poll() is None:
@@ -136,8 +137,6 @@ def render(path: str | Path, *, width: int = 1280, timeout: float = 90.0) -> Ren
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
-            assert proc.stderr is not None
-            proc.stderr.close()
             os.close(to_chrome_w)
             os.close(from_chrome_r)
 

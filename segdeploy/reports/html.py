@@ -257,7 +257,7 @@ h2{font-size:1.1rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #d6dbe0;paddin
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.6rem 0}
 dl.facts dt{color:#5b6670}dl.facts dd{margin:0;font-family:ui-monospace,monospace;
  overflow-wrap:anywhere}
-table{border-collapse:collapse;font-size:.92rem;background:#fff}
+section{overflow-x:auto}table{border-collapse:collapse;font-size:.92rem;background:#fff}
 th,td{border:1px solid #d6dbe0;padding:.25rem .55rem;text-align:left}
 th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.bad td{background:#fde7e7}tr.bad td:last-child{color:#9b1c1c;font-weight:600}
