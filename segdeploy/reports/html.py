@@ -111,9 +111,8 @@ def png_data_uri(pixels: np.ndarray, *, smooth: bool = False,
     from PIL import Image
 
     arr = np.asarray(pixels)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3
-                                                           and arr.shape[2] not in (3, 4)) \
-            or arr.size == 0:
+    shape_ok = arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))
+    if arr.dtype != np.uint8 or not shape_ok or arr.size == 0:
         raise UsageError(f"a report panel of shape {arr.shape} and dtype {arr.dtype}",
                          expected="HxW or HxWx3 / HxWx4 uint8 pixels")
     img = Image.fromarray(np.ascontiguousarray(arr))
@@ -144,8 +143,7 @@ def render_html(report: HtmlReport) -> str:
         parts.append("<dl class=\"facts\">"
                      + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in report.facts)
                      + "</dl>\n")
-    for section in report.sections:
-        parts.append(_SECTIONS[type(section)](section))  # type: ignore[operator]
+    parts += [_section(s) for s in report.sections]
     parts.append(f"<footer>segdeploy {_e(_version())}, {_e(report.generated)}</footer>\n"
                  "</body>\n</html>\n")
     return "".join(parts)
@@ -213,8 +211,19 @@ def _notes(notes: Notes) -> str:
     return f"<section><h2>{_e(notes.title)}</h2><ul class=\"notes\">{items}</ul></section>\n"
 
 
-_SECTIONS = {Table: _table, Legend: _legend, PanelRow: _panel_row, Figure: _figure,
-             Notes: _notes}
+def _section(section: Section) -> str:
+    if isinstance(section, Table):
+        return _table(section)
+    if isinstance(section, Legend):
+        return _legend(section)
+    if isinstance(section, PanelRow):
+        return _panel_row(section)
+    if isinstance(section, Figure):
+        return _figure(section)
+    if isinstance(section, Notes):
+        return _notes(section)
+    raise TypeError(f"a report section of type {type(section).__name__}: expected one of "
+                    "Table, Legend, PanelRow, Figure, Notes")
 
 
 def _e(text: object) -> str:
