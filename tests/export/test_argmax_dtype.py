@@ -103,3 +103,14 @@ def test_tensorrt_8_refuses_a_uint8_mask_before_building() -> None:
         check_output_dtypes(TrtVersion.parse("8.6.1"), {"logits": "float32", "mask": "uint8"})
     check_output_dtypes(TrtVersion.parse("8.6.1"), {"logits": "float32", "mask": "int32"})
     check_output_dtypes(TrtVersion.parse("10.13.0"), {"logits": "float32", "mask": "uint8"})
+
+
+def test_bench_times_a_graph_with_a_uint8_mask(argmax_exports) -> None:
+    from segdeploy.bench.harness import plan_backends, run_bench
+
+    backends, _ = plan_backends([argmax_exports["default"][0]], None,
+                                ["onnxruntime", "segmenter"])
+    report = run_bench(backends, [(1, 1, 97, 131)], warmup=0, iterations=2, progress=False)
+    assert sorted(r.backend for r in report.results) == ["onnxruntime fp32",
+                                                         "segmenter onnxruntime fp32"]
+    assert all(r.stats.mean_ms > 0 for r in report.results)
