@@ -177,3 +177,36 @@ def test_bf16_needs_a_cpu_that_computes_it() -> None:
     bf16 = next(f for f in FORMATS if f.key == "openvino-bf16")
     assert "bf16" in (why_unavailable(bf16, extensions=["AVX2", "AVX-512F"]) or "")
     assert why_unavailable(bf16, extensions=["AMX-BF16"]) is None
+
+
+def test_tensorrt_plans_come_from_the_right_onnx(benchmark_run, brain_checkpoint, monkeypatch
+                                                 ) -> None:
+    """Where TensorRT is present, FP16 builds from NAME.fp16.onnx and INT8 from a symmetric
+    QDQ copy (TensorRT needs zero points of 0); checked with doubles of quantize and build,
+    as this machine has no TensorRT."""
+    import shutil
+
+    from segdeploy.cli.benchmark_artifacts import ArtifactMaker
+    from segdeploy.precision import Precision
+
+    _, folder = benchmark_run
+    quantized, built = [], []
+
+    def quantize_double(source, opts, log=None):
+        quantized.append((Path(source).name, opts.symmetric))
+        shutil.copyfile(source, opts.output)
+
+    def build_engine_double(request):
+        built.append((request.onnx_path.name, request.precision, request.output.name))
+        request.output.write_bytes(b"a plan double")
+
+    monkeypatch.setattr("segdeploy.export.quantize.quantize_model", quantize_double)
+    monkeypatch.setattr("segdeploy.engine.engine_build.build_engine", build_engine_double)
+    maker = ArtifactMaker(brain_checkpoint, folder, MakeOptions(data="brain", opset=17))
+    arts = maker.make(["plan-fp16", "plan-int8"])
+    stem = brain_checkpoint.stem
+    assert arts.failed == {}
+    assert {"fp32", "fp16"} <= arts.reused  # made by the full run above, still up to date
+    assert quantized == [(f"{stem}.onnx", True)]
+    assert built == [(f"{stem}.fp16.onnx", Precision.FP16, f"{stem}.fp16.plan"),
+                     (f"{stem}.int8-trt.onnx", Precision.INT8, f"{stem}.int8.plan")]
