@@ -210,3 +210,30 @@ def test_tensorrt_plans_come_from_the_right_onnx(benchmark_run, brain_checkpoint
     assert quantized == [(f"{stem}.onnx", True)]
     assert built == [(f"{stem}.fp16.onnx", Precision.FP16, f"{stem}.fp16.plan"),
                      (f"{stem}.int8-trt.onnx", Precision.INT8, f"{stem}.int8.plan")]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
+                    reason="matplotlib (the plot extra) is not installed")
+def test_plot_has_one_box_per_measured_format(benchmark_run, tmp_path: Path,
+                                              monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from segdeploy.bench import plot
+    from segdeploy.bench.format_results import write_plot
+
+    result, _ = benchmark_run
+    drawn: list[list[str]] = []
+    draw = plot.draw_plot
+
+    def draw_and_keep_labels(report):
+        fig = draw(report)
+        drawn.append([t.get_text() for t in fig.axes[0].get_yticklabels()])
+        return fig
+
+    plot_path = tmp_path / "b.png"
+    monkeypatch.setattr(plot, "draw_plot", draw_and_keep_labels)
+    write_plot(result, plot_path)
+    plt.close("all")
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    measured = [f"{r.format} ({r.status})" for r in result.rows if r.samples_ms]
+    assert drawn == [measured] and "failing-double (run failed)" not in measured
