@@ -150,7 +150,8 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
         stage.notes += src.notes
         stage.static = onnx_export.static_size(src.card) is not None
         stage.scripted = src.kind == "torchscript" and onnx_export.is_scripted(src.model)
-        mask_dtype = onnx_export.mask_dtype_for(opts.argmax_dtype, src.card.num_classes)
+        mask_dtype = (onnx_export.mask_dtype_for(opts.argmax_dtype, src.card.num_classes)
+                      if opts.with_argmax else "int32")
         wrapper = onnx_export.DeployWrapper(src.model, mean=src.card.mean, std=src.card.std,
                                             preprocess=opts.with_preprocess,
                                             argmax=opts.with_argmax,
