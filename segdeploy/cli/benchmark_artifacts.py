@@ -118,9 +118,12 @@ class ArtifactMaker:
             info = read_export_info(path)
         except SegdeployError:
             return False
+        from segdeploy.export.onnx_export import mask_dtype_for
+
         opts = self.options
         same = (info.source_sha256 == self.sha256 and info.argmax_in_graph == opts.with_argmax
-                and (not opts.with_argmax or opts.argmax_dtype in (None, info.mask_dtype)))
+                and (not opts.with_argmax or info.mask_dtype == mask_dtype_for(
+                    opts.argmax_dtype, info.card.num_classes)))
         if key in ("fp32", "fp16"):
             same = same and info.opset == opts.opset
         source = SOURCE.get(key)

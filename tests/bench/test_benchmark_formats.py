@@ -237,3 +237,21 @@ def test_plot_has_one_box_per_measured_format(benchmark_run, tmp_path: Path,
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     measured = [f"{r.format} ({r.status})" for r in result.rows if r.samples_ms]
     assert drawn == [measured] and "failing-double (run failed)" not in measured
+
+
+def test_reuse_needs_this_checkpoint_and_these_options(benchmark_run, brain_checkpoint,
+                                                       tmp_path: Path) -> None:
+    from segdeploy.cli.benchmark_artifacts import ArtifactMaker
+
+    _, folder = benchmark_run
+
+    def fresh(ckpt: Path = brain_checkpoint, **kw: Any) -> bool:
+        opts = MakeOptions(**{"data": "brain", "opset": 17, **kw})
+        return ArtifactMaker(ckpt, folder, opts).up_to_date("fp32")
+
+    assert fresh()
+    assert not fresh(opset=18)
+    assert not fresh(with_argmax=True)
+    other = tmp_path / brain_checkpoint.name  # same name, other bytes: other weights
+    other.write_bytes(brain_checkpoint.read_bytes() + b"\0")
+    assert not fresh(other)
