@@ -144,18 +144,23 @@ def write_json(result: BenchmarkResult, path: str | Path) -> Path:
     return write_json_atomic(path, result.to_dict(with_samples=True))
 
 
-def write_plot(result: BenchmarkResult, path: str | Path) -> Path:
-    """The latency distribution of every measured row (bench's plot: one box per format)."""
-    from segdeploy.bench import plot
+def latency_report(result: BenchmarkResult) -> Any:
+    """The measured rows as a bench BenchReport, so bench's latency plot draws them."""
     from segdeploy.bench.results import BackendResult, BenchReport
     from segdeploy.bench.timing import summarize
 
     shape = (1, int(result.settings.get("channels", 1)), *result.image_size)
     rows = [r for r in result.rows if r.samples_ms]
-    report = BenchReport(environment=result.environment, settings=dict(result.settings),
-                         results=[BackendResult(backend=f"{r.format} ({r.status})",
-                                                shape=tuple(shape),
-                                                stats=summarize([s / 1e3 for s in r.samples_ms]),
-                                                samples_ms=list(r.samples_ms))
-                                  for r in rows])
-    return plot.write_plot(report, path)
+    return BenchReport(environment=result.environment, settings=dict(result.settings),
+                       results=[BackendResult(backend=f"{r.format} ({r.status})",
+                                              shape=tuple(shape),
+                                              stats=summarize([s / 1e3 for s in r.samples_ms]),
+                                              samples_ms=list(r.samples_ms))
+                                for r in rows])
+
+
+def write_plot(result: BenchmarkResult, path: str | Path) -> Path:
+    """The latency distribution of every measured row (bench's plot: one box per format)."""
+    from segdeploy.bench import plot
+
+    return plot.write_plot(latency_report(result), path)

@@ -43,6 +43,9 @@ from segdeploy.bench.formats import FORMAT_KEYS
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Draw each format's latency distribution to this .png/.svg/.pdf "
                    "(needs matplotlib: the plot extra).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write the table, its gates and the latency plot as one "
+                   "self-contained HTML page (.html).")
 @click.option("--markdown", is_flag=True, help="Also print the table as GitHub markdown.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
@@ -50,7 +53,8 @@ def command(checkpoint: str, data: str, formats: tuple[str, ...], out: str | Non
             images: int, warmup: int, duration: float | None, iterations: int | None,
             threads: int | None, opset: str, with_argmax: bool, argmax_dtype: str | None,
             calibration_images: int, rebuild: bool, json_path: str | None,
-            plot_path: str | None, markdown: bool, progress: bool | None) -> None:
+            plot_path: str | None, report_path: str | None, markdown: bool,
+            progress: bool | None) -> None:
     """Export the checkpoint to every format this machine can run, score each against
     PyTorch and the labels, time them together, and print one table.
 
@@ -79,6 +83,10 @@ def command(checkpoint: str, data: str, formats: tuple[str, ...], out: str | Non
         raise UsageError("both --iterations and --duration were given", expected="one of them",
                          fix="drop one of the two options")
     select_formats(formats)  # an unknown name fails now, not after the export
+    if report_path:
+        from segdeploy.reports.html import check_report_path
+
+        check_report_path(report_path)
     for path in (json_path, plot_path):
         if path:  # before the work, not after it
             probe_writable(path)
@@ -107,3 +115,8 @@ def command(checkpoint: str, data: str, formats: tuple[str, ...], out: str | Non
     if plot_path:
         fr.write_plot(result, plot_path)
         console.print(f"plot written to {plot_path}", highlight=False)
+    if report_path:
+        from segdeploy.bench.benchmark_page import write_benchmark_page
+
+        write_benchmark_page(result, report_path)
+        console.print(f"report written to {report_path}", highlight=False)

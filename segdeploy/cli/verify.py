@@ -75,7 +75,9 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
     if json_path:
         check_output_path(json_path)
     if report_path:
-        _check_report_path(report_path)
+        from segdeploy.reports.html import check_report_path
+
+        check_report_path(report_path)
     worst = WorstImages(report_images) if report_path else None
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the tables to 80 columns
@@ -108,20 +110,6 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
                      + (f" and mIoU drop <= {report['thresholds']['max_miou_drop']:g} points"
                         if report["thresholds"]["max_miou_drop"] is not None else ""),
             fix=_parity_fix(str(report["precision"])))
-
-
-def _check_report_path(path: str) -> None:
-    """Before the long run: a writable .html / .htm path."""
-    from pathlib import Path
-
-    from segdeploy.atomic import check_output_path
-    from segdeploy.errors import UsageError
-
-    if Path(path).suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"--report {path} has suffix {Path(path).suffix!r}",
-                         expected="an .html file (the report is one HTML page)",
-                         fix=f"use --report {Path(path).with_suffix('.html')}")
-    check_output_path(path)
 
 
 def _parity_fix(precision: str) -> str:

@@ -149,6 +149,18 @@ def render_html(report: HtmlReport) -> str:
     return "".join(parts)
 
 
+def check_report_path(path: str | Path) -> None:
+    """Before a long run: a writable .html / .htm path (the report is one HTML page)."""
+    from segdeploy.atomic import check_output_path
+
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"--report {path} has suffix {path.suffix!r}",
+                         expected="an .html file (the report is one HTML page)",
+                         fix=f"use --report {path.with_suffix('.html')}")
+    check_output_path(path)
+
+
 def write_html(report: HtmlReport, path: str | Path) -> Path:
     """Render and write atomically (no half-written page on an error)."""
     text = render_html(report)
