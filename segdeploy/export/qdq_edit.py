@@ -22,7 +22,7 @@ COMPUTE_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
 def quantized_nodes(model: Any) -> list[str]:
-    """Names of compute nodes (Conv, ...) that read at least one dequantized tensor, in graph order."""
+    """Compute nodes (Conv, ...) reading at least one dequantized tensor, in graph order."""
     dq_out = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     return [n.name for n in model.graph.node
             if n.op_type in COMPUTE_OPS and any(i in dq_out for i in n.input)]
