@@ -45,31 +45,46 @@ def dequantize_nodes(qdq: Any, float_model: Any, nodes: Iterable[str]) -> Any:
     out = onnx.ModelProto()
     out.CopyFrom(qdq)
     graph = out.graph
-    renamed: dict[str, str] = {}
+    _use_float_names(graph, float_model.graph, wanted)
     for node in graph.node:
         twin = twins.get(node.name)
         if twin is None or node.op_type in QDQ_OPS:
             continue
-        renamed.update({old: new for old, new in zip(node.output, twin.output, strict=True)
-                        if old != new})
         del node.input[:]
         node.input.extend(twin.input)
-        del node.output[:]
-        node.output.extend(twin.output)
     added = _add_float_initializers(graph, float_model.graph)
     float_outputs = {o for n in graph.node if n.op_type not in QDQ_OPS for o in n.output}
-    keep = []
-    for node in graph.node:
-        if node.op_type in QDQ_OPS and set(node.output) & (float_outputs | added):
-            continue  # a DQ that made what is float again: a graph output, a bias by its name
-        if node.op_type == "QuantizeLinear" and node.input[0] in renamed:
-            node.input[0] = renamed[node.input[0]]
-        keep.append(node)
+    keep = [n for n in graph.node  # a DQ that made what is float again: an output, a bias
+            if n.op_type not in QDQ_OPS or not set(n.output) & (float_outputs | added)]
     keep = _restore_missing_producers(keep, graph, float_model.graph)
     del graph.node[:]
     graph.node.extend(_drop_unread_qdq(keep, {o.name for o in graph.output}))
     _drop_unused_initializers(graph)
     return out
+
+
+def _use_float_names(graph: Any, float_graph: Any, restored: set[str]) -> None:
+    """Name every float tensor of the QDQ graph as the FP32 graph does. ONNX Runtime's
+    quantizer drops a Relu whose range the quantization clips anyway and gives the Conv the
+    Relu's output name: in the FP32 graph that name is the Relu's output, so a restored
+    reader would skip the Relu. A Conv whose FP32 output name a DequantizeLinear took (a
+    quantized graph output) keeps its name unless it is restored itself."""
+    twins = {n.name: n for n in float_graph.node}
+    by_qdq = {o for n in graph.node if n.op_type in QDQ_OPS for o in n.output}
+    rename: dict[str, str] = {}
+    for node in graph.node:
+        twin = twins.get(node.name)
+        if twin is None or node.op_type in QDQ_OPS or len(twin.output) != len(node.output):
+            continue
+        for old, new in zip(node.output, twin.output, strict=True):
+            if old != new and (new not in by_qdq or node.name in restored):
+                rename[old] = new
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = rename.get(name, name)
+        for i, name in enumerate(node.output):
+            if node.op_type not in QDQ_OPS:
+                node.output[i] = rename.get(name, name)
 
 
 def _add_float_initializers(graph: Any, float_graph: Any) -> set[str]:

@@ -79,7 +79,7 @@ class QuantizeResult:
     notes: list[str] = field(default_factory=list)
     checks: list[SizeCheck] = field(default_factory=list)  #: the final graph, every size
     first_checks: list[SizeCheck] = field(default_factory=list)
-    costs: dict[str, float] = field(default_factory=dict)  #: percent of the graph's FLOPs
+    costs: dict[str, float] = field(default_factory=dict)  #: layer -> percent of the FLOPs
     speed: SpeedCheck | None = None
     phases: dict[str, float] = field(default_factory=dict)  #: seconds per phase
 
@@ -183,7 +183,7 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         out = QuantizeResult(output, options.calibration, checks[0].result, thresholds, excluded,
                              search.first[0].result, search.sensitivity, notes=q.notes,
                              checks=checks, first_checks=search.first,
-                             costs={n: search.share(n) for n in excluded}, speed=speed,
+                             costs={n: search.share(n) for n in search.costs}, speed=speed,
                              phases={k: round(v, 2) for k, v in phases.items()})
         _write(final, output, info, out, options)
     out.seconds = time.perf_counter() - t0
