@@ -135,11 +135,12 @@ def _checked(source: Path, options: QuantizeOptions) -> tuple[Path, ExportInfo, 
 
 def quantize_model(source: str | Path, options: QuantizeOptions,
                    log: Callable[[str], None] = lambda _: None, *,
-                   timer: SpeedTimer = ort_speed,
+                   timer: SpeedTimer | None = None,
                    step: Callable[[str, int, int], None] = lambda *_: None) -> QuantizeResult:
     """Quantize once, gate, fall back layer by layer if needed, time, write; see module doc.
 
-    `timer` times the FP32 source against the candidate (tests pass a double); `step(label,
+    `timer` times the FP32 source against the candidate (default `ort_speed`; tests pass a
+    double); `step(label,
     done, total)` reports progress of the per-layer phase.
     """
     t0 = time.perf_counter()
@@ -171,7 +172,7 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         phases["gate_and_fallback"] = time.perf_counter() - t
         final = q.trial(excluded)
         t = time.perf_counter()
-        speed = timer(source, final, feed, options.threads)
+        speed = (timer or ort_speed)(source, final, feed, options.threads)
         phases["speed_check"] = time.perf_counter() - t
         log(f"speed on this CPU: {speed.speedup:.2f}x FP32 ({speed.int8_ms:.1f} vs "
             f"{speed.fp32_ms:.1f} ms, {speed.cpu})")

@@ -111,3 +111,28 @@ def test_noise_is_one_grey_level_and_seeded() -> None:
     assert np.array_equal(a, b) and a.dtype == np.uint8
     assert set(np.unique(diff)) == {-1, 0, 1}
     assert a[:, 0].min() == 0 and a[:, 1].max() == 255  # clipped, not wrapped
+
+
+def test_cli_lists_float_layers_and_refuses_a_slower_file(brain_onnx, tmp_path, monkeypatch,
+                                                          capsys) -> None:
+    from click.testing import CliRunner
+
+    import segdeploy.export.quantize as quantize
+    from segdeploy.cli.main import cli, main
+
+    fp32, _ = brain_onnx
+    out = tmp_path / "cli.int8.onnx"
+    args = ["quantize", str(fp32), "--data", "brain", "-o", str(out), "--calibration-images",
+            "4", "--val-images", "3", "--min-agreement", "99.8", "--max-miou-drop", "0.3"]
+    monkeypatch.setattr(quantize, "ort_speed", timer_double(1.7))
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    assert "noise floor" in done.output and "decided by: the fixed threshold" in done.output
+    assert "layers kept in float (share of FLOPs" in done.output
+    assert "speed: 1.70x ONNX Runtime FP32" in done.output and out.is_file()
+    out.unlink()
+    monkeypatch.setattr(quantize, "ort_speed", timer_double(0.87))
+    with pytest.raises(SystemExit) as exited:
+        main(args)  # the entry point: one red line, exit 1
+    assert exited.value.code == 1 and not out.exists()
+    assert "INT8 does not pay off here: 0.87x FP32" in capsys.readouterr().err
