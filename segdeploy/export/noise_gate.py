@@ -48,6 +48,14 @@ def with_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
+def agreement_limit(fixed: float, floor: float, use_floor: bool = True) -> tuple[float, str]:
+    """The agreement a candidate needs and which limit that is: the lower of the fixed
+    threshold and FP32's noise floor (only the fixed one when `use_floor` is off)."""
+    if use_floor and floor < fixed:
+        return floor, "noise floor"
+    return fixed, "fixed threshold"
+
+
 @dataclass
 class SizeCheck:
     """One size of the gate: the candidate's figures, the FP32 floor, and the limit applied."""
@@ -105,10 +113,7 @@ class SizedGate:
         return f"{text} (x{scale:g})"
 
     def limit(self, scale: float) -> tuple[float, str]:
-        fixed = self.thresholds.min_agreement
-        if self.use_floor and self.floor[scale] < fixed:
-            return self.floor[scale], "noise floor"
-        return fixed, "fixed threshold"
+        return agreement_limit(self.thresholds.min_agreement, self.floor[scale], self.use_floor)
 
     def check(self, path: Path, scale: float, n: int | None = None) -> SizeCheck:
         """The candidate at one size (the first `n` images only, for sensitivity probes)."""

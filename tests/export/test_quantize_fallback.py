@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segdeploy.export.int8_speed import NoSpeedupError, SpeedCheck
-from segdeploy.export.noise_gate import with_noise
+from segdeploy.export.noise_gate import agreement_limit, with_noise
 from segdeploy.export.quantize import (
     QUANT_METADATA_KEY,
     QuantizeOptions,
@@ -136,3 +136,9 @@ def test_cli_lists_float_layers_and_refuses_a_slower_file(brain_onnx, tmp_path, 
         main(args)  # the entry point: one red line, exit 1
     assert exited.value.code == 1 and not out.exists()
     assert "INT8 does not pay off here: 0.87x FP32" in capsys.readouterr().err
+
+
+def test_the_lower_limit_decides() -> None:
+    assert agreement_limit(99.0, 98.6) == (98.6, "noise floor")  # a noisy model: its floor
+    assert agreement_limit(99.0, 99.9) == (99.0, "fixed threshold")
+    assert agreement_limit(99.0, 98.6, use_floor=False) == (99.0, "fixed threshold")
