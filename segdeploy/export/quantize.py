@@ -31,7 +31,8 @@ from typing import Any
 
 from segdeploy.atomic import atomic_path, check_output_path
 from segdeploy.comparison import Thresholds
-from segdeploy.errors import ArtifactError, ParityError, UsageError, first_line, require
+from segdeploy.errors import ArtifactError, UsageError, first_line, require
+from segdeploy.export.int8_fallback import SENSITIVITY_IMAGES, FallbackSearch, fallback_order
 from segdeploy.export.int8_gate import (
     CalibrationFeeds,
     GateResult,
@@ -41,14 +42,14 @@ from segdeploy.export.int8_gate import (
 )
 from segdeploy.export.int8_speed import SpeedCheck, SpeedTimer, ort_speed, refuse_slower
 from segdeploy.export.noise_gate import DEFAULT_GATE_SCALES, SizeCheck, SizedGate
-from segdeploy.export.qdq_edit import dequantize_nodes, layer_costs, quantized_nodes
+from segdeploy.export.qdq_edit import dequantize_nodes, layer_costs
 from segdeploy.export.quantize_defaults import CALIBRATIONS, DEFAULT_CALIBRATION
 from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
 
 QUANT_METADATA_KEY = "segdeploy.quantization"
-#: validation images the per-layer sensitivity is measured on (the gate uses them all)
-SENSITIVITY_IMAGES = 6
+__all__ = ["QUANT_METADATA_KEY", "SENSITIVITY_IMAGES", "QuantizeOptions", "QuantizeResult",
+           "fallback_order", "quantize_model"]
 
 
 @dataclass
@@ -166,7 +167,7 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
                          threads=options.threads)
         phases["fp32_reference_and_noise_floor"] = time.perf_counter() - t
         feed = {info.input_name: model_feed(val[0][0], info, dtype)}
-        search = _Search(q, gate, layer_costs(q.float_model, feed), log, step)
+        search = FallbackSearch(q, gate, layer_costs(q.float_model, feed), log, step)
         t = time.perf_counter()
         excluded, checks = search.run()
         phases["gate_and_fallback"] = time.perf_counter() - t
@@ -189,74 +190,6 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         _write(final, output, info, out, options)
     out.seconds = time.perf_counter() - t0
     return out
-
-
-def fallback_order(sensitivity: dict[str, float], cost_share: dict[str, float]) -> list[str]:
-    """Layers to put back in float, first to last: those whose float copy gained agreement, by
-    gain per percent of the graph's FLOPs (cheap layers first), then the rest by gain."""
-    gained = [n for n, g in sensitivity.items() if g > 0]
-    rest = [n for n in sensitivity if n not in gained]
-    gained.sort(key=lambda n: sensitivity[n] / max(cost_share.get(n, 0.0), 1e-3), reverse=True)
-    rest.sort(key=sensitivity.__getitem__, reverse=True)
-    return gained + rest
-
-
-class _Search:
-    """The gate on every-layer INT8, then the float fallback in `fallback_order`."""
-
-    def __init__(self, q: _Quantizer, gate: SizedGate, costs: dict[str, int],
-                 log: Callable[[str], None], step: Callable[[str, int, int], None]) -> None:
-        self.q, self.gate, self.log, self.step = q, gate, log, step
-        self.total = max(sum(costs.values()), 1)
-        self.costs = costs
-        self.sensitivity: dict[str, float] = {}
-        self.first: list[SizeCheck] = []
-
-    def share(self, node: str) -> float:
-        return round(100.0 * self.costs.get(node, 0) / self.total, 3)
-
-    def judge(self, excluded: list[str], label: str) -> list[SizeCheck]:
-        checks = self.gate.judge_all(self.q.trial(excluded))
-        for c in checks:
-            self.log(f"{label}: {c.line()}")
-        return checks
-
-    def run(self) -> tuple[list[str], list[SizeCheck]]:
-        self.first = checks = self.judge([], "all layers int8")
-        if all(c.passes for c in checks) and len(checks) == len(self.gate.scales):
-            return [], checks
-        candidates = quantized_nodes(self.q.qdq_model)
-        self.sensitivity = self.measure(candidates)
-        excluded: list[str] = []
-        for node in fallback_order(self.sensitivity, {n: self.share(n) for n in candidates}):
-            excluded.append(node)
-            if len(excluded) == len(candidates):
-                break
-            checks = self.judge(excluded, f"{len(excluded)} layer(s) float (+{node}, "
-                                          f"{self.share(node):.1f}% of FLOPs)")
-            if all(c.passes for c in checks) and len(checks) == len(self.gate.scales):
-                return excluded, checks
-        others = [c for c in CALIBRATIONS if c != self.q.options.calibration]
-        failed = next(c for c in checks if not c.passes)
-        raise ParityError(
-            f"INT8 fails the gate unless every quantized layer is float ({failed.line()})",
-            expected="an INT8 graph within the gate (the lower of the threshold and FP32's "
-                     "noise floor, and the mIoU limit)",
-            fix=f"deploy the FP32 file; or try --calibration {' or '.join(others)}, more "
-                "--calibration-images, or a looser --min-agreement")
-
-    def measure(self, candidates: list[str]) -> dict[str, float]:
-        """Agreement gained (points, images' own size) by each quantized layer alone in float."""
-        scale = self.gate.scales[0]
-        n = SENSITIVITY_IMAGES
-        self.log(f"measuring the sensitivity of {len(candidates)} quantized layers")
-        base = self.gate.check(self.q.trial([]), scale, n).result.agreement
-        out = {}
-        for i, node in enumerate(candidates):
-            self.step("sensitivity", i, len(candidates))
-            out[node] = self.gate.check(self.q.trial([node]), scale, n).result.agreement - base
-        self.step("sensitivity", len(candidates), len(candidates))
-        return out
 
 
 #: DequantizeLinear takes a per-channel `axis` from opset 13 on

@@ -126,9 +126,10 @@ def test_layer_costs_are_the_convolutions_flops(graphs) -> None:
 
 
 def test_fallback_order_puts_cheap_gains_first() -> None:
-    sensitivity = {"first": 0.2, "big": 0.5, "head": 0.1, "noise": -0.05, "zero": 0.0}
-    share = {"first": 0.3, "big": 40.0, "head": 0.2, "noise": 5.0, "zero": 1.0}
+    sensitivity = {"first": 0.2, "big": 0.5, "head": 0.01, "mid": 0.6, "noise": -0.05,
+                   "zero": 0.0}
+    share = {"first": 0.3, "big": 40.0, "head": 1.0, "mid": 3.0, "noise": 5.0, "zero": 1.0}
     order = fallback_order(sensitivity, share)
-    assert order[:3] == ["first", "head", "big"]  # 0.67 and 0.5 points per % beat 0.0125
-    assert order[3:] == ["zero", "noise"]
-
+    # cheap gainers first (0.67 then 0.01 points per %), even before "mid" (0.2 per %)
+    assert order[:4] == ["first", "head", "mid", "big"]
+    assert order[4:] == ["zero", "noise"]  # no gain: last, by gain
