@@ -217,6 +217,7 @@ class _Quantizer:
         self.float_model: Any = None
         self.qdq_model: Any = None
         self._trials: dict[frozenset[str], Path] = {}
+        self._count = 0
 
     def _pre_process(self, source: Path) -> Path:
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -285,9 +286,13 @@ class _Quantizer:
 
         key = frozenset(excluded)
         if key not in self._trials:
-            path = self.tmp / f"trial{len(self._trials)}.onnx"
+            self._count += 1
+            path = self.tmp / f"trial{self._count}.onnx"
             onnx.save(dequantize_nodes(self.qdq_model, self.float_model, excluded), str(path))
             self._trials[key] = path
+            # a big model's trials would fill the disk: keep every-layer INT8 and the last two
+            for old in [k for k in self._trials if k and k != key][:-1]:
+                self._trials.pop(old).unlink(missing_ok=True)
         return self._trials[key]
 
 
