@@ -172,16 +172,13 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         excluded, checks = search.run()
         phases["gate_and_fallback"] = time.perf_counter() - t
         final = q.trial(excluded)
-        t = time.perf_counter()
-        speed = (timer or ort_speed)(source, final, feed, options.threads)
-        phases["speed_check"] = time.perf_counter() - t
-        log(f"speed on this CPU: {speed.speedup:.2f}x FP32 ({speed.int8_ms:.1f} vs "
-            f"{speed.fp32_ms:.1f} ms, {speed.cpu})")
-        if speed.speedup <= 1.0:
-            if not options.allow_slower:
-                raise refuse_slower(speed, source)
-            q.notes.append(f"INT8 does not pay off here: {speed.speedup:.2f}x FP32 on "
-                           f"{speed.cpu}; written anyway (--allow-slower)")
+        speed = None
+        if options.symmetric:  # zero points of 0 are for TensorRT: this CPU's speed says nothing
+            q.notes.append("symmetric INT8 (for TensorRT): not timed on this CPU")
+        else:
+            t = time.perf_counter()
+            speed = _speed_check(timer or ort_speed, source, final, feed, options, q.notes, log)
+            phases["speed_check"] = time.perf_counter() - t
         out = QuantizeResult(output, options.calibration, checks[0].result, thresholds, excluded,
                              search.first[0].result, search.sensitivity, notes=q.notes,
                              checks=checks, first_checks=search.first,
@@ -190,6 +187,21 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         _write(final, output, info, out, options)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+def _speed_check(timer: SpeedTimer, source: Path, final: Path, feed: dict[str, Any],
+                 options: QuantizeOptions, notes: list[str],
+                 log: Callable[[str], None]) -> SpeedCheck:
+    """Time the candidate against FP32; a file that is not faster is refused (or noted)."""
+    speed = timer(source, final, feed, options.threads)
+    log(f"speed on this CPU: {speed.speedup:.2f}x FP32 ({speed.int8_ms:.1f} vs "
+        f"{speed.fp32_ms:.1f} ms, {speed.cpu})")
+    if speed.speedup <= 1.0:
+        if not options.allow_slower:
+            raise refuse_slower(speed, source)
+        notes.append(f"INT8 does not pay off here: {speed.speedup:.2f}x FP32 on {speed.cpu}; "
+                     "written anyway (--allow-slower)")
+    return speed
 
 
 #: DequantizeLinear takes a per-channel `axis` from opset 13 on

@@ -142,3 +142,13 @@ def test_the_lower_limit_decides() -> None:
     assert agreement_limit(99.0, 98.6) == (98.6, "noise floor")  # a noisy model: its floor
     assert agreement_limit(99.0, 99.9) == (99.0, "fixed threshold")
     assert agreement_limit(99.0, 98.6, use_floor=False) == (99.0, "fixed threshold")
+
+
+def test_symmetric_int8_for_tensorrt_is_not_timed_on_the_cpu(brain_onnx, tmp_path) -> None:
+    fp32, _ = brain_onnx
+    timer = timer_double(0.5)  # would be refused if it were asked
+    out = tmp_path / "trt.int8.onnx"
+    result = quantize_model(fp32, _opts(out, symmetric=True, min_agreement=90.0,
+                                        max_miou_drop=10.0), timer=timer)
+    assert out.is_file() and timer.calls == [] and result.speed is None
+    assert any("not timed on this CPU" in n for n in result.notes)
