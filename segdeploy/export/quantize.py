@@ -162,8 +162,12 @@ def quantize_model(source: str | Path, options: QuantizeOptions,
         q.quantize_all()
         phases["calibrate_and_quantize"] = time.perf_counter() - t
         t = time.perf_counter()
+        scales = options.gate_scales
+        if info.card.fixed_size() and len(scales) > 1:  # every size is resized to the graph's
+            scales = scales[:1]
+            q.notes.append("a fixed-size graph: judged at one size")
         gate = SizedGate(source, val, info.card.num_classes, thresholds,
-                         scales=options.gate_scales, use_floor=options.min_agreement is None,
+                         scales=scales, use_floor=options.min_agreement is None,
                          threads=options.threads)
         phases["fp32_reference_and_noise_floor"] = time.perf_counter() - t
         feed = {info.input_name: model_feed(val[0][0], info, dtype)}
