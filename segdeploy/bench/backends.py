@@ -192,7 +192,8 @@ def engine_feeds(specs: dict[str, Any], export: ExportInfo | None, shape: Shape
 
 
 class SegmenterBackend(BenchBackend):
-    """`Segmenter.predict` on uint8 images: padding, normalisation, inference, argmax, crop."""
+    """`Segmenter.predict` on uint8 images: padding, normalisation, inference, argmax, crop,
+    on the backend `segdeploy predict` picks (backend="auto": runtime/auto_backend.py)."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None,
                  options: dict[str, Any] | None = None) -> None:
@@ -206,7 +207,7 @@ class SegmenterBackend(BenchBackend):
         from segdeploy.runtime import Segmenter
         from segdeploy.runtime.backends import backend_for
 
-        kw: dict[str, Any] = dict(self.options)
+        kw: dict[str, Any] = {"backend": "auto", **self.options}  # where predict runs it
         if self.threads and "threads" in backend_for(self.path).accepted_options:
             kw["threads"] = self.threads
         self.seg = Segmenter.load(self.path, **kw)
