@@ -171,3 +171,10 @@ def test_auto_is_a_backend_choice(capsys) -> None:
         assert code == 0 and "auto" in out.split("--backend", 1)[1][:200]
     code, out, _ = run_cli(["triton", "--help"], capsys)
     assert code == 0 and "auto|" not in out.replace(" ", "")
+
+
+def test_bytes_that_are_no_onnx_model_are_an_artifact_error(tmp_path: Path) -> None:
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x0a\xff\xff\xff\x0f not a model")  # field 1, a length past the end
+    with pytest.raises(ArtifactError, match="not a complete ONNX model"):
+        qdq_types(bad)
