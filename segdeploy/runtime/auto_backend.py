@@ -60,21 +60,22 @@ def _on_cpu(providers: Any) -> bool:
         "CPUExecutionProvider"]
 
 
-def load_auto(cls: Any, path: Path, **kwargs: Any) -> Any:
-    """cls.load(path, backend="auto", **kwargs) for cls = Segmenter (passed in: this
-    module is imported by segmenter.py): OpenVINO for an INT8 U8S8 file on
-    the CPU when its first run agrees with ONNX Runtime, else today's default backend."""
-    providers, precision = kwargs.get("providers"), kwargs.pop("precision", None)
-    kwargs.pop("crosscheck", None)  # the check is how "auto" chooses: it always runs
-    if openvino_candidate(path, providers):
-        ov_kwargs = {k: v for k, v in kwargs.items() if k != "providers"}
-        try:
+def load_auto(cls: Any, path: Path, *, providers: Any = None, precision: str | None = None,
+              load: dict[str, Any], runner_options: dict[str, Any]) -> Any:
+    """cls.load(path, backend="auto", ...) for cls = Segmenter (passed in: this module is
+    imported by segmenter.py): OpenVINO for an INT8 U8S8 file on the CPU when its first run
+    agrees with ONNX Runtime, else the default backend. `load`: Segmenter.load's own
+    keywords (threads, memory_budget, pad_to_stride, notify); `runner_options`: keywords
+    for the runner (session_options=, spinning= ...), which name ONNX Runtime's."""
+    if not runner_options and openvino_candidate(path, providers):
+        try:  # the INT8 check against ONNX Runtime runs at load (crosscheck=True)
             return cls.load(path, backend="openvino", precision=precision, crosscheck=True,
-                            **ov_kwargs)
+                            **load)
         except SegdeployError as exc:  # it runs the file wrongly, or cannot compile it
             reason = exc.what
-        seg = cls.load(path, **kwargs)
+        seg = cls.load(path, providers=providers, **load)
         seg._tell(f"this INT8 file runs on {backend_for(path).label} because OpenVINO, "
                   f"usually faster for it, did not: {reason}", BackendNotice)
         return seg
-    return cls.load(path, precision=precision, **kwargs)
+    return cls.load(path, providers=providers, precision=precision, **load,
+                    **runner_options)

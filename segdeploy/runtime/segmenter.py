@@ -163,9 +163,10 @@ class Segmenter(TilingMixin):
                                 fix="check the path; `segdeploy export` writes .onnx files "
                                     "and `segdeploy build` writes .plan files")
         if is_auto(backend):
-            return load_auto(cls, path, providers=providers, threads=threads,
-                             memory_budget=memory_budget, precision=precision,
-                             pad_to_stride=pad_to_stride, notify=notify, **options)
+            return load_auto(cls, path, providers=providers, precision=precision,
+                             load=dict(threads=threads, memory_budget=memory_budget,
+                                       pad_to_stride=pad_to_stride, notify=notify),
+                             runner_options=options)
         spec = backend_for(path, backend)
         runner = spec.runner(path, providers=providers, threads=threads, precision=precision,
                              **options)

@@ -178,3 +178,11 @@ def test_bytes_that_are_no_onnx_model_are_an_artifact_error(tmp_path: Path) -> N
     bad.write_bytes(b"\x0a\xff\xff\xff\x0f not a model")  # field 1, a length past the end
     with pytest.raises(ArtifactError, match="not a complete ONNX model"):
         qdq_types(bad)
+
+
+def test_auto_with_onnxruntime_options_runs_onnxruntime(qdq_files) -> None:
+    """session options name ONNX Runtime: auto does not try OpenVINO with them."""
+    from segdeploy.runtime import Segmenter
+
+    with Segmenter.load(qdq_files["U8S8"], backend="auto", spinning=True) as seg:
+        assert seg.runner.name == "onnxruntime" and seg.runner.spinning is True
