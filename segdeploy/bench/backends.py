@@ -202,6 +202,7 @@ class SegmenterBackend(BenchBackend):
         self.options = dict(options or {})
         self.seg: Any = None
         self.name = "segmenter"
+        self.notes: list[str] = []  # why "auto" did not take OpenVINO (in info, --json)
 
     def open(self) -> None:
         from segdeploy.runtime import Segmenter
@@ -210,7 +211,7 @@ class SegmenterBackend(BenchBackend):
         kw: dict[str, Any] = {"backend": "auto", **self.options}  # where predict runs it
         if self.threads and "threads" in backend_for(self.path).accepted_options:
             kw["threads"] = self.threads
-        self.seg = Segmenter.load(self.path, **kw)
+        self.seg = Segmenter.load(self.path, notify=self.notes.append, **kw)
         self.name = f"segmenter {self.seg.runner.name} {self.seg.info.precision}"
 
     def prepare(self, shape: Shape) -> Callable[[], object]:
@@ -221,7 +222,8 @@ class SegmenterBackend(BenchBackend):
     def info(self) -> dict[str, Any]:
         return {"file": str(self.path), "backend": self.seg.runner.name,
                 "precision": self.seg.info.precision, "end_to_end": True,
-                "threads": self.threads or "default"}
+                "threads": self.threads or "default",
+                **({"backend_note": self.notes[0]} if self.notes else {})}
 
     def close(self) -> None:
         if self.seg is not None:

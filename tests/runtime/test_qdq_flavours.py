@@ -163,6 +163,14 @@ def test_auto_falls_back_to_onnxruntime_with_one_notice(qdq_files, monkeypatch, 
     assert code == 0 and err.count("note:") == 1 and "OpenVINO" in err
     with Segmenter.load(qdq_files["U8S8"], backend="onnxruntime") as ref:
         assert np.array_equal(np.asarray(Image.open(tmp_path / "m.png")), ref.predict(image))
+    from segdeploy.bench.backends import SegmenterBackend
+
+    row = SegmenterBackend(qdq_files["U8S8"])  # bench's end-to-end row: the same choice
+    row.open()
+    try:
+        assert row.seg.runner.name == "onnxruntime" and "OpenVINO" in row.info()["backend_note"]
+    finally:
+        row.close()
 
 
 def test_auto_is_a_backend_choice(capsys) -> None:
