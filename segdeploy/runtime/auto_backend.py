@@ -35,7 +35,7 @@ def openvino_candidate(path: Path, providers: Any) -> bool:
     """Whether "auto" tries OpenVINO for this file: an ONNX file whose default backend is
     ONNX Runtime, on the CPU (no providers named, none but the CPU one available, or
     providers="cpu"), a QDQ graph of a flavour OpenVINO runs right, and OpenVINO installed."""
-    if backend_for(path).name != "onnxruntime" or not _on_cpu(providers):
+    if not path.is_file() or backend_for(path).name != "onnxruntime" or not _on_cpu(providers):
         return False
     from segdeploy.runtime.qdq_types import qdq_types
 
