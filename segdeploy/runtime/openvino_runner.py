@@ -140,7 +140,7 @@ def refuse_wrong_flavour(path: Path) -> None:
     types = qdq_types(path)
     if types is not None and not types.openvino_runs_right:
         raise ArtifactError(
-            f"OpenVINO runs {types.label} INT8 files wrongly ({path.name}: "
+            f"OpenVINO does not run {types.label} INT8 files right ({path.name}: "
             f"{'/'.join(sorted(types.activations))} activations, "
             f"{'/'.join(sorted(types.weights))} weights)",
             expected="a U8S8 QDQ file (uint8 activations, int8 weights) or a float file",
