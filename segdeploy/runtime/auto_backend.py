@@ -2,12 +2,12 @@
 
 ONNX Runtime opens .onnx files by default. A U8S8 QDQ file (uint8 activations, int8 weights;
 runtime/qdq_types.py) about to run on the CPU is tried on OpenVINO first, which ran such
-files 1.2-2.4x faster than ONNX Runtime INT8 (BENCHMARKS.md), but mis-ran some graphs
-(int8_crosscheck.py): its first inference on the probe images is compared with ONNX
-Runtime's on the same file, and OpenVINO is kept only when the masks agree (the check's
-MIN_AGREEMENT). Otherwise the file runs on ONNX Runtime, with one notice saying why. Every
-other file (float, S8S8 / U8U8, plans, GPU providers, no OpenVINO installed) gets the
-backend it gets without "auto".
+files up to 2.4x faster than ONNX Runtime INT8 (FCN-8s; 1.03x on a width-0.25 fcn_resnet18:
+BENCHMARKS.md), but mis-ran some graphs (int8_crosscheck.py): its first inference on the
+probe images is compared with ONNX Runtime's on the same file, and OpenVINO is kept only
+when the masks agree (the check's MIN_AGREEMENT). Otherwise the file runs on ONNX Runtime,
+with one notice saying why. Every other file (float, S8S8 / U8U8, plans, GPU providers, no
+OpenVINO installed) gets the backend it gets without "auto".
 """
 
 from __future__ import annotations
