@@ -6,6 +6,7 @@ The QDQ files are real: ONNX Runtime's quantize_static of a tiny model in each f
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -194,3 +195,28 @@ def test_auto_with_onnxruntime_options_runs_onnxruntime(qdq_files) -> None:
 
     with Segmenter.load(qdq_files["U8S8"], backend="auto", spinning=True) as seg:
         assert seg.runner.name == "onnxruntime" and seg.runner.spinning is True
+
+
+
+def test_verify_with_auto_prints_the_fallback_as_a_note(brain_checkpoint, brain_onnx,
+                                                        monkeypatch, capsys,
+                                                        tmp_path: Path) -> None:
+    """verify --backend auto: why OpenVINO was not taken is one of the report's notes,
+    not a Python warning."""
+    pytest.importorskip("openvino")
+    from segdeploy.runtime.backends import BACKENDS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qdq = quantize_qdq(brain_onnx[0], tmp_path / "unet.U8S8.onnx", "U8S8", in_channels=1)
+    monkeypatch.setitem(BACKENDS, "openvino", dataclasses.replace(
+        BACKENDS["openvino"], factory=_disagreeing_openvino_double))
+    report = tmp_path / "verify.json"
+    code, out, err = run_cli(["verify", str(brain_checkpoint), "--engine", str(qdq),
+                              "--backend", "auto", "--sizes", "97x131", "--max-images", "2",
+                              "--json", str(report)], capsys)
+    assert code in (0, 1) and "Traceback" not in err  # 1: the INT8 gate's verdict
+    notes = [ln for ln in out.splitlines() if ln.startswith("note")]
+    assert any("runs on ONNX Runtime because OpenVINO" in n for n in notes), out
+    assert "BackendNotice" not in err
+    assert json.loads(report.read_text())["backend"] == "onnxruntime"
