@@ -38,13 +38,9 @@ def export_reference(arch: str, width: float, num_classes: int, folder: Path, *,
     import onnx
     import torch
 
-    from segdeploy.export.onnx_export import (
-        DeployWrapper,
-        export_onnx,
-        output_names,
-        set_metadata,
-    )
+    from segdeploy.export.onnx_export import DeployWrapper, export_onnx, output_names
     from segdeploy.manifest import ExportInfo
+    from segdeploy.onnx_metadata import set_metadata
     from segdeploy.reference_models import get_model
     from segdeploy.reference_models.checkpoint import card_from_model
 

@@ -192,7 +192,8 @@ def engine_feeds(specs: dict[str, Any], export: ExportInfo | None, shape: Shape
 
 
 class SegmenterBackend(BenchBackend):
-    """`Segmenter.predict` on uint8 images: padding, normalisation, inference, argmax, crop."""
+    """`Segmenter.predict` on uint8 images: padding, normalisation, inference, argmax, crop,
+    on the backend `segdeploy predict` picks (backend="auto": runtime/auto_backend.py)."""
 
     def __init__(self, path: str | Path, *, threads: int | None = None,
                  options: dict[str, Any] | None = None) -> None:
@@ -201,15 +202,16 @@ class SegmenterBackend(BenchBackend):
         self.options = dict(options or {})
         self.seg: Any = None
         self.name = "segmenter"
+        self.notes: list[str] = []  # why "auto" did not take OpenVINO (in info, --json)
 
     def open(self) -> None:
         from segdeploy.runtime import Segmenter
         from segdeploy.runtime.backends import backend_for
 
-        kw: dict[str, Any] = dict(self.options)
+        kw: dict[str, Any] = {"backend": "auto", **self.options}  # where predict runs it
         if self.threads and "threads" in backend_for(self.path).accepted_options:
             kw["threads"] = self.threads
-        self.seg = Segmenter.load(self.path, **kw)
+        self.seg = Segmenter.load(self.path, notify=self.notes.append, **kw)
         self.name = f"segmenter {self.seg.runner.name} {self.seg.info.precision}"
 
     def prepare(self, shape: Shape) -> Callable[[], object]:
@@ -220,7 +222,8 @@ class SegmenterBackend(BenchBackend):
     def info(self) -> dict[str, Any]:
         return {"file": str(self.path), "backend": self.seg.runner.name,
                 "precision": self.seg.info.precision, "end_to_end": True,
-                "threads": self.threads or "default"}
+                "threads": self.threads or "default",
+                **({"backend_note": self.notes[0]} if self.notes else {})}
 
     def close(self) -> None:
         if self.seg is not None:

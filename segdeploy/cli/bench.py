@@ -57,7 +57,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
 
     Backends run round-robin, one iteration each in turn, so that ratios hold on a busy
     machine. "openvino" times the .onnx files with OpenVINO on the CPU.
-    "segmenter" times Segmenter.predict on uint8 images (pre- and post-processing included);
+    "segmenter" times Segmenter.predict on uint8 images (pre- and post-processing included)
+    on the backend predict's default (--backend auto) picks;
     "tensorrt" adds host->device, GPU compute and device->host times from CUDA events.
     bench times files you already have and measures no accuracy; `segdeploy benchmark
     MODEL.pt --data DATA` makes every format and puts accuracy beside speed.

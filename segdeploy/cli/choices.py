@@ -34,6 +34,12 @@ def _runtime_backends() -> tuple[str, ...]:
     return backend_names()
 
 
+def _runtime_backends_and_auto() -> tuple[str, ...]:
+    from segdeploy.runtime.auto_backend import AUTO
+
+    return (AUTO, *_runtime_backends())
+
+
 def _bench_backends() -> tuple[str, ...]:
     from segdeploy.bench.harness import bench_backend_names
 
@@ -46,9 +52,10 @@ def _openvino_precisions() -> tuple[str, ...]:
     return get_backend("openvino").precisions
 
 
-def backend_choice() -> LazyChoice:
-    """`--backend` of predict and verify: every row of the runtime's table."""
-    return LazyChoice(_runtime_backends)
+def backend_choice(*, auto: bool = True) -> LazyChoice:
+    """`--backend` of predict and verify: "auto" (runtime/auto_backend.py) and every row of
+    the runtime's table; auto=False: the rows only (triton serves one named backend)."""
+    return LazyChoice(_runtime_backends_and_auto if auto else _runtime_backends)
 
 
 def bench_backend_choice() -> LazyChoice:

@@ -188,8 +188,10 @@ def save_overlay(path: Path, image: Any, mask: Any, *, classes: Any = (),
                    "engine takes).")
 @click.option("--overlap", type=click.IntRange(min=0), default=None,
               help="Context pixels discarded at each tile side (default tile/8).")
-@click.option("--backend", type=backend_choice(),
-              default=None, help="Default: from the file suffix (.onnx: ONNX Runtime).")
+@click.option("--backend", type=backend_choice(), default="auto", show_default=True,
+              help="auto: from the file suffix (.onnx: ONNX Runtime, .plan: TensorRT), but an "
+                   "INT8 (U8S8) file on the CPU runs on OpenVINO when its first run agrees "
+                   "with ONNX Runtime's.")
 @click.option("--precision", type=openvino_precision_choice(), default=None,
               help="OpenVINO inference precision [default: auto, the CPU's fastest].")
 @click.option("--providers", default=None,
@@ -269,8 +271,9 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, re
     with (made_folder(out, single_file),
           Segmenter.load(engine, backend=backend, providers=providers, threads=threads,
                          memory_budget=memory_budget, precision=precision,
-                         pad_to_stride=pad_to_stride) as seg):
-        seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
+                         pad_to_stride=pad_to_stride,
+                         notify=lambda msg: console.print(f"note: {msg}", highlight=False))
+          as seg):
         for folder in {t.parent for t in targets} - {out}:  # --recursive's sub-folders
             folder.mkdir(parents=True, exist_ok=True)
         if nifti:

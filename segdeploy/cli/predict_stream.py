@@ -27,10 +27,13 @@ def stream_threads(engine: str, backend: str | None, threads: int | None, stream
     """(threads for Segmenter.load, inference workers): a stream on ONNX Runtime without
     --threads runs two inferences at once with the cores split (runtime.stream.cpu_split);
     TensorRT overlaps copies itself and OpenVINO's runner has a single infer request."""
+    from segdeploy.runtime.auto_backend import is_auto, openvino_candidate
     from segdeploy.runtime.backends import backend_for
     from segdeploy.runtime.stream import cpu_split
 
-    spec = backend_for(Path(engine), backend)
+    if is_auto(backend) and openvino_candidate(Path(engine), None):
+        return threads, 1  # it may run on OpenVINO: one infer request
+    spec = backend_for(Path(engine), None if is_auto(backend) else backend)
     if not streaming or threads is not None or spec.name != "onnxruntime":
         return threads, 1
     return cpu_split()
@@ -228,8 +231,9 @@ def predict_other(engine: str, inputs: tuple[str, ...], output: str, *, source: 
 
     options["threads"], workers = stream_threads(engine, options.get("backend"),
                                                  options.get("threads"), True)
-    with Segmenter.load(engine, **options) as seg:
-        seg.notify = lambda msg: console.print(f"note: {msg}", highlight=False)
+    with Segmenter.load(engine, notify=lambda msg: console.print(f"note: {msg}",
+                                                              highlight=False),
+                        **options) as seg:
         predict_video(seg, sources[0], out, overlay=overlay, overlay_to=overlay_to,
                       json_path=json_path, console=console, made_folder=made_folder,
                       infer_workers=workers)

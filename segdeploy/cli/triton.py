@@ -16,7 +16,7 @@ from segdeploy.cli.choices import backend_choice
               help="Largest batch Triton's dynamic batcher forms (images per execution).")
 @click.option("--instances", default=1, show_default=True, type=click.IntRange(min=1),
               help="Model instances (per GPU for a plan).")
-@click.option("--backend", type=backend_choice(),
+@click.option("--backend", type=backend_choice(auto=False),
               help="Segmenter backend inside Triton (default: by suffix, .onnx -> "
                    "onnxruntime on CPU, .plan -> tensorrt on GPU).")
 @click.option("--threads", default=0, type=click.IntRange(min=0),

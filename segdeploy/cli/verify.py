@@ -29,7 +29,8 @@ from segdeploy.cli.choices import backend_choice, openvino_precision_choice
                    "for FP16 engines, unchecked for FP32].")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX Runtime CPU threads.")
 @click.option("--backend", type=backend_choice(),
-              default=None, help="Runtime of the engine [default: from the file suffix].")
+              default=None, help="Runtime of the engine [default: from the file suffix; "
+                                 "auto: where predict runs it, see predict --help].")
 @click.option("--precision", type=openvino_precision_choice(), default=None,
               help="OpenVINO inference precision; bf16 is judged like fp16.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),

@@ -69,6 +69,7 @@ class OpenVINORunner(Runner):
         self._request: Any = None
 
     def _activate(self) -> None:
+        refuse_wrong_flavour(self.path)
         ov = require_openvino()
         core = ov.Core()
         try:
@@ -129,6 +130,22 @@ class OpenVINORunner(Runner):
                              fix="use Segmenter.predict, which pads the image to a "
                                  "supported size") from exc
         return {n: self._request.get_tensor(n).data.copy() for n in output_names}
+
+
+def refuse_wrong_flavour(path: Path) -> None:
+    """An INT8 file of a QDQ flavour OpenVINO mis-runs (S8S8, U8U8: runtime/qdq_types.py)
+    is an ArtifactError before OpenVINO reads it."""
+    from segdeploy.runtime.qdq_types import qdq_types
+
+    types = qdq_types(path)
+    if types is not None and not types.openvino_runs_right:
+        raise ArtifactError(
+            f"OpenVINO does not run {types.label} INT8 files right ({path.name}: "
+            f"{'/'.join(sorted(types.activations))} activations, "
+            f"{'/'.join(sorted(types.weights))} weights)",
+            expected="a U8S8 QDQ file (uint8 activations, int8 weights) or a float file",
+            fix="run it with --backend onnxruntime (backend='onnxruntime'), or quantize "
+                "again without --symmetric")
 
 
 def _plugin_reason(exc: BaseException) -> str:

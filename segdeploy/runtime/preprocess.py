@@ -121,7 +121,8 @@ def to_model_input(batch: np.ndarray, *, dtype: np.dtype, layout: str,
     out = np.empty((n, c, h, w), dtype=np.float32)
     for i in range(n):
         for ch in range(c):
-            np.take(table[ch], batch[i, :, :, ch], out=out[i, ch])
+            # mode="clip": not buffered through a bounds check (a byte indexes 256 entries)
+            np.take(table[ch], batch[i, :, :, ch], out=out[i, ch], mode="clip")
     return out if np.dtype(dtype) == np.float32 else out.astype(dtype)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
 from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
+from segdeploy.runtime.auto_backend import is_auto, load_auto
 from segdeploy.runtime.backends import backend_for
 from segdeploy.runtime.card_hint import card_hint
 from segdeploy.runtime.image_input import (
@@ -129,7 +130,7 @@ class Segmenter(TilingMixin):
              providers: str | Sequence[Any] | None = None, threads: int | None = None,
              memory_budget: int | str | None = None, precision: str | None = None,
              pad_to_stride: bool = True, crosscheck: bool = True,
-             **options: Any) -> Segmenter:
+             notify: Callable[[str], None] | None = None, **options: Any) -> Segmenter:
         """Open an .onnx (ONNX Runtime, or OpenVINO with backend="openvino") or a
         .plan/.engine (TensorRT) file; `runtime/backends.py` lists every backend.
 
@@ -142,7 +143,9 @@ class Segmenter(TilingMixin):
         pad_to_stride=False pads only as much as the model requires (min_size,
         size_multiple), as segdeploy did before stride-aligned inference. An INT8 file on a
         backend that can mis-run QDQ graphs (OpenVINO) is checked against ONNX Runtime once
-        (`int8_agreement`); crosscheck=False skips that.
+        (`int8_agreement`); crosscheck=False skips that. backend="auto" runs an INT8 U8S8
+        file on OpenVINO when that check passes, else as without it (runtime/auto_backend.py).
+        notify: where notices go (`self.notify`), from the load on.
         "triton://HOST:8000/NAME" (HTTP) or "grpc://HOST:8001/NAME" returns a client of a
         model `segdeploy triton` serves, with the same predict() (segdeploy.serving).
         """
@@ -159,6 +162,11 @@ class Segmenter(TilingMixin):
             raise ArtifactError(f"model file {path} does not exist",
                                 fix="check the path; `segdeploy export` writes .onnx files "
                                     "and `segdeploy build` writes .plan files")
+        if is_auto(backend):
+            return load_auto(cls, path, providers=providers, precision=precision,
+                             load=dict(threads=threads, memory_budget=memory_budget,
+                                       pad_to_stride=pad_to_stride, notify=notify),
+                             runner_options=options)
         spec = backend_for(path, backend)
         runner = spec.runner(path, providers=providers, threads=threads, precision=precision,
                              **options)
@@ -167,6 +175,7 @@ class Segmenter(TilingMixin):
             info = ExportInfo.from_metadata_props(runner.metadata(), source=str(path),
                                                   card_hint=card_hint(runner))
             seg = cls(runner, info, memory_budget=memory_budget, pad_to_stride=pad_to_stride)
+            seg.notify = notify
             quantized = info.precision is Precision.INT8 or runner.quantized
             if spec.crosscheck_int8 and quantized and crosscheck:
                 from segdeploy.runtime.int8_crosscheck import crosscheck as check

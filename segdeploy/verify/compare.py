@@ -130,12 +130,14 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
     model, card = load_model(checkpoint)
     engine = Path(engine)
     # verify measures a backend's INT8 agreement itself: no refusal at load
+    told: list[str] = []  # backend="auto" says why an INT8 file did not go to OpenVINO
     seg = Segmenter.load(engine, threads=threads, backend=backend, precision=precision,
-                         crosscheck=False) \
-        if is_onnx(engine) else Segmenter.load(engine, backend=backend)
+                         crosscheck=False, notify=told.append) \
+        if is_onnx(engine) else Segmenter.load(engine, backend=backend, notify=told.append)
+    seg.notify = None  # later notices (clipping, tiling) as before: warnings
     try:
         info = seg.info
-        notes = _compatibility_notes(card, info, Path(checkpoint))
+        notes = told + _compatibility_notes(card, info, Path(checkpoint))
         precision, judged = _precisions(engine, seg, notes)
         thresholds = Thresholds.for_precision(judged, min_agreement=min_agreement,
                                               max_miou_drop=max_miou_drop)

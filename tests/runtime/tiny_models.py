@@ -113,3 +113,33 @@ def write_onnx(path: Path, net: nn.Module, *, in_channels: int = 3, num_classes:
             entry.key, entry.value = key, value
         onnx.save(proto, str(path))
     return path
+
+
+#: the three QDQ flavours: (activation type, weight type) names of onnxruntime.quantization
+QDQ_FLAVOURS = {"U8S8": ("QUInt8", "QInt8"), "S8S8": ("QInt8", "QInt8"),
+                "U8U8": ("QUInt8", "QUInt8")}
+
+
+def quantize_qdq(src: Path, dst: Path, flavour: str, *, in_channels: int = 3) -> Path:
+    """ONNX Runtime's quantize_static (QDQ, per channel) of a float32-input tiny model, in
+    one of QDQ_FLAVOURS, calibrated on smooth random images; the metadata is kept."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    rng = np.random.default_rng(0)
+    feeds = iter([{"input": rng.standard_normal((1, in_channels, 40, 48)).astype(np.float32)}
+                  for _ in range(4)])
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(feeds, None)
+
+    act, weight = QDQ_FLAVOURS[flavour]
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=getattr(QuantType, act),
+                    weight_type=getattr(QuantType, weight))
+    return dst
