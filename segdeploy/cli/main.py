@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "verify",
     "card",
     "triton",
+    "crf_tune",
 )
 
 
@@ -57,6 +58,7 @@ OPTIONAL_MODULES = {
     "torch": "torch", "onnx": "torch", "onnxscript": "torch", "onnxconverter_common": "torch",
     "nibabel": "torch", "tifffile": "torch", "sympy": "torch",
     "tensorrt": "tensorrt", "cuda": "tensorrt", "matplotlib": "plot",
+    "pydensecrf": "crf",
 }
 
 

@@ -75,10 +75,14 @@ class CRFParams:
         if unknown:
             raise ArtifactError(f"CRF parameters have unknown keys {unknown}",
                                 expected=", ".join(sorted(names)))
+        for k, v in data.items():
+            kind = (int,) if k == "iterations" else (int, float)
+            if isinstance(v, bool) or not isinstance(v, kind):
+                raise ArtifactError(f"CRF parameter {k} is {v!r}",
+                                    expected="an integer" if k == "iterations" else "a number")
         try:
-            return cls(**{k: (int(v) if k == "iterations" else float(v))
-                          for k, v in data.items()})
-        except (TypeError, ValueError, UsageError) as exc:
+            return cls(**data)
+        except UsageError as exc:
             raise ArtifactError(f"CRF parameters {data!r} are invalid ({exc})") from exc
 
     def describe(self) -> str:
