@@ -150,11 +150,12 @@ def _listify(x: np.ndarray) -> list[float | None]:
 BOUNDARY_TOLERANCE = 2
 
 
-def class_boundaries(labels: np.ndarray, cls: int) -> np.ndarray:
+def class_boundaries(labels: np.ndarray, cls: int, ignored: np.ndarray | None = None
+                     ) -> np.ndarray:
     """H x W bool: pixels of class `cls` with a 4-neighbour of another class (the image
-    border is no boundary: the map is extended by its edge)."""
-    inside = np.pad(labels == cls, 1, mode="edge")
-    core = inside[1:-1, 1:-1]
+    border is no boundary: the map is extended by its edge; nor is an `ignored` pixel)."""
+    core = labels == cls
+    inside = np.pad(core if ignored is None else core | ignored, 1, mode="edge")
     edge = ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
     return core & edge
 
@@ -179,7 +180,8 @@ class BoundaryF:
     predicted boundary pixels within `tolerance` pixels of a true boundary (precision) and of
     true boundary pixels within `tolerance` of a predicted one (recall), F = 2PR / (P + R).
     Counts add up over images (as the confusion matrix does); `mean` averages the classes
-    whose F is defined. Boundary pixels on `ignore_index` target pixels are not counted."""
+    whose F is defined. Predicted boundary pixels on `ignore_index` target pixels are not
+    counted, nor are the target's edges against an ignored region."""
 
     def __init__(self, num_classes: int, tolerance: int = BOUNDARY_TOLERANCE,
                  ignore_index: int | None = IGNORE_INDEX):
@@ -195,11 +197,12 @@ class BoundaryF:
         if pred.shape != target.shape or pred.ndim != 2:
             raise InputError(f"prediction {pred.shape} and target {target.shape}",
                              expected="two H x W class-id maps of one size")
-        keep = (target != self.ignore_index) if self.ignore_index is not None else \
-            np.ones(target.shape, bool)
+        ignored = (target == self.ignore_index) if self.ignore_index is not None else \
+            np.zeros(target.shape, bool)
+        keep = ~ignored
         for c in range(self.num_classes):
             pb = class_boundaries(pred, c) & keep
-            tb = class_boundaries(target, c) & keep
+            tb = class_boundaries(target, c, ignored)
             if not (pb.any() or tb.any()):
                 continue
             self.counts[c] += (int((pb & dilate(tb, self.tolerance)).sum()), int(pb.sum()),

@@ -9,28 +9,27 @@ DeepLab v2's defaults with a one-time notice; a `CRFParams` is used as given.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from segdeploy.errors import UsageError
 from segdeploy.runtime.crf import CRFParams, Engine, card_params, refine_mask
 
-if TYPE_CHECKING:
-    from segdeploy.runtime.segmenter import Segmenter
+#: `seg` below is a runtime.segmenter.Segmenter (typed Any: segmenter.py imports this module)
 
 
 class CRFNotice(UserWarning):
     """The model card holds no tuned CRF parameters: defaults are used."""
 
 
-def default_note(seg: Segmenter) -> str:
+def default_note(seg: Any) -> str:
     return (f"{seg.card.arch} has no tuned CRF parameters in its card: using DeepLab v2's "
             f"defaults ({CRFParams().describe()}); `segdeploy crf-tune MODEL --data DATA` "
             "tunes them for this model")
 
 
-def resolve(seg: Segmenter, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
+def resolve(seg: Any, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
     """The parameters `crf` asks for: given ones, else the card's, else defaults (noticed)."""
     if isinstance(crf, CRFParams):
         return crf
@@ -47,7 +46,7 @@ def resolve(seg: Segmenter, crf: bool | CRFParams | dict[str, Any]) -> CRFParams
     return CRFParams()
 
 
-def predict_crf(seg: Segmenter, image: Any, crf: bool | CRFParams | dict[str, Any], *,
+def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
                 engine: Engine = "auto") -> np.ndarray | list[np.ndarray]:
     """predict() with the dense CRF: an image -> H x W class ids, N x H x W x C -> N x H x W,
     a list -> a list."""
@@ -63,7 +62,7 @@ def predict_crf(seg: Segmenter, image: Any, crf: bool | CRFParams | dict[str, An
     return _one(seg, pixels, params, engine)
 
 
-def _one(seg: Segmenter, image: Any, params: CRFParams, engine: Engine) -> np.ndarray:
+def _one(seg: Any, image: Any, params: CRFParams, engine: Engine) -> np.ndarray:
     img = seg._as_image(image)
     logits = seg._run_aligned(img[None], "logits")[0]
     if logits.ndim != 3:

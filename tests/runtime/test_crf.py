@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from crf_fixtures import shapes_image, write_model
 
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
 from segdeploy.metrics import BoundaryF, ConfusionMatrix
@@ -19,7 +20,6 @@ from segdeploy.runtime.crf import (
     probabilities,
     refine_mask,
 )
-from tests.runtime.crf_fixtures import shapes_image, write_model
 
 needs_pydensecrf = pytest.mark.skipif(
     not have_pydensecrf(), reason="pydensecrf2 (the crf extra) is not installed: "
