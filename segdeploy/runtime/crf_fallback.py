@@ -58,8 +58,8 @@ class Lattice:
         bary = np.zeros((n, d + 2), np.float32)
         v = (elevated - rem0) / np.float32(d + 1)
         rows = np.arange(n)[:, None]
-        np.add.at(bary, (rows, d - rank), v)
-        np.add.at(bary, (rows, d - rank + 1), -v)
+        bary[rows, d - rank] += v  # ranks are a permutation per row: no repeated index
+        bary[rows, d - rank + 1] -= v
         bary[:, 0] += 1.0 + bary[:, d + 1]
         # keys (first d coordinates) of the d+1 vertices of each point's simplex
         keys = np.empty((n, d + 1, d), np.int32)
@@ -71,31 +71,39 @@ class Lattice:
         unique, inverse = np.unique(codes, return_inverse=True)
         offsets = inverse.reshape(n, d + 1)
         ukeys = _unpack(unique, pack, d)
-        neighbours = np.full((d + 1, 2, len(unique)), -1, np.int64)
+        neighbours = np.full((d + 1, 2, len(unique) + 1), -1, np.int64)  # [0]: the empty row
         for j in range(d + 1):
             for side, sign in enumerate((-1, 1)):
                 nk = ukeys + sign
                 if j < d:
                     nk[:, j] = ukeys[:, j] - sign * d
-                neighbours[j, side] = _lookup(unique, nk, pack)
+                neighbours[j, side, 1:] = _lookup(unique, nk, pack)
         return cls(d, len(unique), offsets, bary[:, :d + 1], neighbours)
 
     def filter(self, values: np.ndarray) -> np.ndarray:
-        """Gaussian-filter K x N values (the point itself included): splat, blur, slice."""
+        """Gaussian-filter K x N values (the point itself included): splat, blur, slice.
+        The lattice is held vertex-major ((M + 1) x K, row 0 "no neighbour") so that each
+        gather fetches whole rows."""
         k, n = values.shape
-        grid = np.zeros((k, self.vertices + 1), np.float32)  # slot 0: "no neighbour"
-        flat = self.offsets.ravel() + 1
-        w = self.weights.ravel()
+        grid = np.zeros((self.vertices + 1, k), np.float32)
+        flat = self.offsets.ravel()
+        weighted = values[:, :, None] * self.weights[None]  # K x N x (d+1)
         for c in range(k):
-            grid[c, 1:] = np.bincount(flat - 1, weights=(w * np.repeat(values[c], self.d + 1)),
+            grid[1:, c] = np.bincount(flat, weights=weighted[c].ravel(),
                                       minlength=self.vertices)
         for j in range(self.d + 1):
             n1, n2 = self.neighbours[j] + 1
-            grid[:, 1:] = grid[:, 1:] + 0.5 * (grid[:, n1] + grid[:, n2])
-            grid[:, 0] = 0.0
-        alpha = np.float32(1.0 / (1.0 + 2.0 ** (-self.d)))
-        out = (grid[:, self.offsets + 1] * self.weights[None]).sum(axis=2)
-        return (out * alpha).astype(np.float32)
+            blurred = grid[n1]
+            blurred += grid[n2]
+            blurred *= 0.5
+            blurred += grid
+            blurred[0] = 0.0
+            grid = blurred
+        out = np.zeros((n, k), np.float32)
+        for j in range(self.d + 1):
+            out += grid[self.offsets[:, j] + 1] * self.weights[:, j:j + 1]
+        out *= np.float32(1.0 / (1.0 + 2.0 ** (-self.d)))
+        return np.ascontiguousarray(out.T)
 
 
 def mean_field(unary: np.ndarray, kernels: list[tuple[np.ndarray, float]],
