@@ -1,11 +1,11 @@
 """Dense CRF gains, measured (BENCHMARKS.md "Dense CRF post-processing").
 
-    .venv/bin/python benchmarks/crf_gains.py --models models/ --out benchmarks/results/crf_gains.json
+    .venv/bin/python benchmarks/crf_gains.py --models models/ \
+        --out benchmarks/results/crf_gains.json
 
-Two exported models, made by `segdeploy train` + `segdeploy export` (the commands are in the
-JSON; --train makes them if models/ lacks them):
-  - brain, coarse: FCN-32s (width 0.25, whole 197x233 slices, 8 epochs, seed 0);
-  - nuclei, sharp: U-Net (width 0.25, batch norm, 128x128 crops, seed 0).
+Exported models made by `segdeploy train` + `segdeploy export --no-fp16` (the commands are
+in MODELS and the JSON; --train makes the ones models/ lacks): a coarse FCN-32s on brain
+(8 epochs), `make demo`'s brain U-Net, and two U-Nets on nuclei (sharp maps).
 For each: the validation split's mIoU and boundary F (2 px) without the CRF, with DeepLab
 v2's default parameters, and after `segdeploy crf-tune` (run as the CLI does, writing the
 card only when mIoU improves); the tuned parameters are also scored on held-out images
@@ -28,11 +28,17 @@ from typing import Any
 
 import numpy as np
 
+#: name -> (dataset, `segdeploy train` arguments); brain_unet is `make demo`'s model
 MODELS = {
     "brain_fcn32s": ("brain", ["fcn32s", "--data", "brain", "--width", "0.25", "--epochs", "8",
                                "--image-size", "full", "--seed", "0"]),
+    "brain_unet": ("brain", ["unet", "--data", "brain", "--width", "0.25", "--batch-norm",
+                             "--epochs", "8", "--image-size", "160", "--seed", "0"]),
     "nuclei_unet": ("nuclei", ["unet", "--data", "nuclei", "--width", "0.25", "--batch-norm",
                                "--epochs", "6", "--image-size", "128", "--seed", "0"]),
+    "nuclei_unet_w05": ("nuclei", ["unet", "--data", "nuclei", "--width", "0.5",
+                                   "--batch-norm", "--epochs", "20", "--image-size", "128",
+                                   "--seed", "0"]),
 }
 
 
@@ -102,7 +108,6 @@ def measure(name: str, onnx: Path, budget: float, trials: int) -> dict[str, Any]
     # held out: tune on the even val images, score on the odd ones
     even, odd = samples[0::2], samples[1::2]
     held = ct.tune(even, time_budget=budget, max_trials=trials)
-    engines = ["pydensecrf2", "numpy"] if have_pydensecrf() else ["numpy"]
     return {
         "model": onnx.name, "data": data, "arch": card.arch,
         "output_stride": card.output_stride, "val_images": len(samples),
@@ -120,8 +125,23 @@ def measure(name: str, onnx: Path, budget: float, trials: int) -> dict[str, Any]
                      "without_crf": ct.score(odd, None).to_dict(),
                      "crf_tuned": ct.score(odd, held.params).to_dict()},
         "fallback_agreement": agreement(samples) if have_pydensecrf() else None,
-        "seconds_per_megapixel": crf_seconds(samples, engines),
     }
+
+
+def timing(name: str, onnx: Path) -> dict[str, Any]:
+    """Seconds per megapixel of the default CRF, each engine, on the model's val images."""
+    from segdeploy import crf_tuning as ct
+    from segdeploy.data import dataset_for_model
+    from segdeploy.runtime import Segmenter
+    from segdeploy.runtime.crf import have_pydensecrf
+
+    with Segmenter.load(onnx) as seg:
+        ds = dataset_for_model(seg.card, MODELS[name][0], "val")
+        samples = ct.collect(seg, ds, range(len(ds)))
+    engines = ["pydensecrf2", "numpy"] if have_pydensecrf() else ["numpy"]
+    crf_seconds(samples[:2], engines)  # warm-up
+    return {"seconds_per_megapixel": crf_seconds(samples, engines),
+            "classes": int(samples[0].probs.shape[0])}
 
 
 def main() -> None:
@@ -133,21 +153,32 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=240.0)
     parser.add_argument("--max-trials", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/crf_gains.json"))
+    parser.add_argument("--phase", choices=["gains", "timing"], action="append",
+                        help="gains (tuning; the shared lock) and/or timing (run it under "
+                             "the exclusive lock) [default: both]; results merge into --out")
     args = parser.parse_args()
     from segdeploy.atomic import write_json_atomic
     from segdeploy.bench.cpu_features import cpu_extensions
 
-    results = {}
+    phases = args.phase or ["gains", "timing"]
+    old = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results = old.get("results", {})
     for name in args.only or MODELS:
         onnx = make_model(name, args.models) if args.train else args.models / f"{name}.onnx"
-        results[name] = measure(name, onnx, args.time_budget, args.max_trials)
-        print(json.dumps({name: results[name]}, indent=1))
+        entry = results.get(name, {})
+        if "gains" in phases:
+            entry.update(measure(name, onnx, args.time_budget, args.max_trials))
+        if "timing" in phases:
+            entry.update(timing(name, onnx))
+        results[name] = entry
+        print(json.dumps({name: entry}, indent=1))
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text()
                 .splitlines() if ln.startswith("model name")), platform.processor())
     write_json_atomic(args.out, {
         "machine": {"cpu": cpu, "extensions": cpu_extensions(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "numpy": np.__version__},
-        "command": "python benchmarks/crf_gains.py " + " ".join(sys.argv[1:]),
+        "commands": sorted({*old.get("commands", []),
+                            "python benchmarks/crf_gains.py " + " ".join(sys.argv[1:])}),
         "boundary_tolerance_px": 2, "results": results})
     print(f"wrote {args.out}")
 

@@ -26,9 +26,9 @@ from segdeploy.runtime.crf import CRFParams, Engine, dense_crf, have_pydensecrf,
 
 #: values tried per parameter, in the order the search visits the parameters
 SEARCH_SPACE: dict[str, tuple[float, ...]] = {
-    "bilateral_srgb": (2, 3, 5, 8, 13, 20, 30, 50),
-    "bilateral_sxy": (5, 10, 20, 30, 50, 80, 120),
-    "bilateral_w": (1, 2, 3, 4, 5, 6, 8, 10),
+    "bilateral_srgb": (2, 3, 5, 8, 13, 20, 30, 50, 80),
+    "bilateral_sxy": (5, 10, 20, 30, 50, 80, 120, 200),
+    "bilateral_w": (1, 2, 3, 4, 5, 6, 8, 10, 15),
     "gaussian_w": (0, 1, 3, 5),
     "iterations": (3, 5, 10),
     "gaussian_sxy": (1, 3, 5),
