@@ -42,6 +42,8 @@ def test_tune_writes_params_into_a_coarse_models_card(tmp_path, data, capsys) ->
     card = read_onnx_export_info(model).card
     assert card.crf is not None and card.crf["params"] == result["params"]
     assert card.crf["tuned_on"]["images"] == result["images"] == 2  # the val split
+    code, out, _ = run_cli(["info", str(model)], capsys)
+    assert code == 0 and "dense CRF" in out and "crf-tune on" in out
     # predict --crf now uses them: no note about defaults
     image, mask = shapes_image(96, 120, 7)
     src = tmp_path / "im.png"
