@@ -68,10 +68,39 @@ class TuneResult:
     trials: list[dict[str, Any]] = field(default_factory=list)
     stopped_by: str = "search done"
     seconds: float = 0.0
+    #: the tuned CRF on images it was not tuned on (2-fold: each half with the parameters
+    #: tuned on the other half), None where the search ran without a hold-out
+    held_out: Scores | None = None
 
     def helps(self, min_gain: float = 0.0) -> bool:
-        """Whether the tuned CRF beats the CRF-free masks on mIoU (by more than min_gain)."""
-        return self.best.mean_iou > self.without.mean_iou + min_gain
+        """Whether the tuned CRF beats the CRF-free masks on mIoU by more than min_gain: on
+        the held-out halves where measured (tuning on the scored images flatters it), and
+        on the whole split."""
+        tuned = self.best.mean_iou > self.without.mean_iou + min_gain
+        if self.held_out is None:
+            return tuned
+        return tuned and self.held_out.mean_iou > self.without.mean_iou + min_gain
+
+
+def tune_checked(samples: Sequence[Sample], *, engine: Engine = "auto",
+                 time_budget: float = 300.0, max_trials: int = 40, holdout: bool = True,
+                 on_trial: Callable[[int, CRFParams, Scores], None] | None = None
+                 ) -> TuneResult:
+    """`tune` on every image, and (holdout, >= 2 images) a 2-fold check: the search run on
+    the even images is scored on the odd ones and the other way round; each half-search
+    gets a quarter of the time budget and the full trial budget."""
+    held: Scores | None = None
+    budget = time_budget
+    if holdout and len(samples) >= 2:
+        halves = (list(samples[0::2]), list(samples[1::2]))
+        fits = [tune(h, engine=engine, time_budget=time_budget / 4, max_trials=max_trials,
+                     on_trial=on_trial).params for h in halves]
+        held = score_groups([(halves[0], fits[1]), (halves[1], fits[0])], engine=engine)
+        budget = time_budget / 2
+    result = tune(samples, engine=engine, time_budget=budget, max_trials=max_trials,
+                  on_trial=on_trial)
+    result.held_out = held
+    return result
 
 
 def collect(seg: Any, dataset: Any, indices: Sequence[int],
@@ -91,13 +120,22 @@ def collect(seg: Any, dataset: Any, indices: Sequence[int],
 def score(samples: Sequence[Sample], params: CRFParams | None, *, engine: Engine = "auto",
           tolerance: int = 2) -> Scores:
     """mIoU, boundary F and pixel accuracy of the masks (after the CRF unless params=None)."""
-    k = samples[0].probs.shape[0]
+    return score_groups([(samples, params)], engine=engine, tolerance=tolerance)
+
+
+def score_groups(groups: Sequence[tuple[Sequence[Sample], CRFParams | None]], *,
+                 engine: Engine = "auto", tolerance: int = 2) -> Scores:
+    """One score over several groups of images, each refined with its own parameters (the
+    halves of a cross-validation)."""
+    k = groups[0][0][0].probs.shape[0]
     cm, bf = ConfusionMatrix(k), BoundaryF(k, tolerance)
-    for s in samples:
-        q = s.probs if params is None else dense_crf(s.probs, s.image, params, engine=engine)
-        pred = np.argmax(q, axis=0).astype(np.uint8 if k < 256 else np.int32)
-        cm.update(pred, s.target)
-        bf.update(pred, s.target)
+    for samples, params in groups:
+        for s in samples:
+            q = s.probs if params is None else dense_crf(s.probs, s.image, params,
+                                                         engine=engine)
+            pred = np.argmax(q, axis=0).astype(np.uint8 if k < 256 else np.int32)
+            cm.update(pred, s.target)
+            bf.update(pred, s.target)
     m, b = cm.compute(), bf.compute()
     return Scores(float(m["mean_iou"] or 0.0), float(b["mean"] or 0.0),
                   float(m["pixel_accuracy"] or 0.0))
@@ -162,7 +200,10 @@ def card_entry(result: TuneResult, *, data: str, split: str, images: int,
             "tuned_on": {"data": data, "split": split, "images": images,
                          "trials": len(result.trials), "engine": engine_name(engine),
                          "boundary_tolerance": 2, "without": result.without.to_dict(),
-                         "with": result.best.to_dict(), "segdeploy_version": __version__}}
+                         "with": result.best.to_dict(),
+                         "held_out": (result.held_out.to_dict()
+                                      if result.held_out is not None else None),
+                         "segdeploy_version": __version__}}
 
 
 def write_card_crf(path: str | os.PathLike[str], crf: dict[str, Any] | None) -> Path:

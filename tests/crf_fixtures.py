@@ -80,3 +80,25 @@ def write_model(path: Path, *, coarse: bool, gain: float = 12.0) -> Path:
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))
     return path
+
+
+def coarse_probs(mask: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """K x H x W: the one-hot truth averaged over stride x stride blocks and upsampled
+    bilinearly (what a stride-`stride` FCN's upsampled softmax looks like), never certain."""
+    h, w = mask.shape
+    hp, wp = -(-h // stride) * stride, -(-w // stride) * stride
+    onehot = np.stack([np.pad(mask == c, ((0, hp - h), (0, wp - w)), mode="edge")
+                       for c in range(k)]).astype(np.float32)
+    blocks = onehot.reshape(k, hp // stride, stride, wp // stride, stride).mean(axis=(2, 4))
+    ys = (np.arange(h) + 0.5) / stride - 0.5
+    xs = (np.arange(w) + 0.5) / stride - 0.5
+    y0 = np.clip(np.floor(ys).astype(int), 0, blocks.shape[1] - 1)
+    x0 = np.clip(np.floor(xs).astype(int), 0, blocks.shape[2] - 1)
+    y1 = np.minimum(y0 + 1, blocks.shape[1] - 1)
+    x1 = np.minimum(x0 + 1, blocks.shape[2] - 1)
+    fy = np.clip(ys - y0, 0, 1)[:, None]
+    fx = np.clip(xs - x0, 0, 1)[None, :]
+    up = (blocks[:, y0][:, :, x0] * (1 - fy) * (1 - fx) + blocks[:, y1][:, :, x0] * fy * (1 - fx)
+          + blocks[:, y0][:, :, x1] * (1 - fy) * fx + blocks[:, y1][:, :, x1] * fy * fx)
+    p = 0.1 / k + 0.9 * up
+    return (p / p.sum(axis=0, keepdims=True)).astype(np.float32)

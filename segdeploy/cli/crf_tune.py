@@ -25,6 +25,10 @@ from segdeploy.cli.choices import backend_choice
               help="Write only when the tuned CRF's mIoU beats no CRF by more than this.")
 @click.option("--engine", type=click.Choice(["auto", "pydensecrf2", "numpy"]), default="auto",
               show_default=True, help="CRF implementation (auto: pydensecrf2 if installed).")
+@click.option("--holdout/--no-holdout", default=True, show_default=True,
+              help="Also search on each half of the images and score the other half: the "
+                   "parameters are stored only if they help on images they were not tuned "
+                   "on too (about twice the search time).")
 @click.option("--dry-run", is_flag=True, help="Search and report; leave the card as it is.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the scores and every trial to this JSON file.")
@@ -34,7 +38,7 @@ from segdeploy.cli.choices import backend_choice
               help="Accept data whose class names differ from the model's when the counts "
                    "match.")
 def command(model: Path, data: str | None, split: str, limit: int | None, time_budget: float,
-            max_trials: int, min_gain: float, engine: Any, dry_run: bool,
+            max_trials: int, min_gain: float, engine: Any, holdout: bool, dry_run: bool,
             json_path: str | None, backend: str | None, classes_by_count: bool) -> None:
     """Search the dense CRF's parameters (bilateral and Gaussian kernels, iterations) for
     MODEL on a validation split; store them in MODEL's card (the .onnx metadata, or a plan's
@@ -62,14 +66,20 @@ def command(model: Path, data: str | None, split: str, limit: int | None, time_b
                       transient=True) as bar:
             task = bar.add_task(f"model on {len(indices)} images", total=len(indices))
             samples = ct.collect(seg, ds, indices, lambda: bar.advance(task))
-            search = bar.add_task("CRF trials", total=max_trials)
+            searches = 3 if holdout and len(samples) >= 2 else 1
+            search = bar.add_task("CRF trials", total=max_trials * searches)
+            done = [0, 0]  # trials of the searches before the current one, last trial seen
 
             def on_trial(n: int, params: Any, scores: Any) -> None:
-                bar.update(search, completed=n, description=f"CRF trials (mIoU "
+                if n <= done[1]:  # a new search started
+                    done[0] += done[1]
+                done[1] = n
+                bar.update(search, completed=done[0] + n, description=f"CRF trials (mIoU "
                            f"{scores.mean_iou:.4f}, boundary F {scores.boundary_f:.4f})")
 
-            result = ct.tune(samples, engine=engine, time_budget=time_budget,
-                             max_trials=max_trials, on_trial=on_trial)
+            result = ct.tune_checked(samples, engine=engine, time_budget=time_budget,
+                                     max_trials=max_trials, holdout=holdout,
+                                     on_trial=on_trial)
         had = seg.card.crf
     name = data or ds.name
     _report(console, result, f"{model.name} on {name} ({split}, {len(indices)} images)")
@@ -84,9 +94,11 @@ def command(model: Path, data: str | None, split: str, limit: int | None, time_b
     elif helps:
         console.print("--dry-run: the card is left as it is", highlight=False)
     else:
-        console.print(f"the CRF does not help this model on {name}: best mIoU "
-                      f"{result.best.mean_iou:.4f} vs {result.without.mean_iou:.4f} without "
-                      f"(needs > +{min_gain:g}); the card is left unchanged"
+        held = (f", {result.held_out.mean_iou:.4f} on held-out images"
+                if result.held_out is not None else "")
+        console.print(f"the CRF does not help this model on {name}: tuned mIoU "
+                      f"{result.best.mean_iou:.4f}{held} vs {result.without.mean_iou:.4f} "
+                      f"without (needs > +{min_gain:g}); the card is left unchanged"
                       + (" (it keeps the parameters tuned earlier)" if had else ""),
                       highlight=False)
     if json_path:
@@ -105,8 +117,11 @@ def _report(console: Any, result: Any, title: str) -> None:
     table = Table(title=title)
     for col in ("masks", "mIoU", "boundary F (2 px)", "pixel acc"):
         table.add_column(col, justify="left" if col == "masks" else "right")
-    for label, s in (("without CRF", result.without), ("CRF, defaults", result.defaults),
-                     ("CRF, tuned", result.best)):
+    rows = [("without CRF", result.without), ("CRF, defaults", result.defaults),
+            ("CRF, tuned", result.best)]
+    if result.held_out is not None:
+        rows.append(("CRF, tuned, held out", result.held_out))
+    for label, s in rows:
         table.add_row(label, f"{s.mean_iou:.4f}", f"{s.boundary_f:.4f}",
                       f"{s.pixel_accuracy:.4f}")
     console.print(table)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from segdeploy.manifest import ExportInfo, ModelCard, PlanManifest
 from segdeploy.onnx_metadata import read_onnx_export_info
+from segdeploy.runtime.crf import CRFParams
 
 pytest.importorskip("onnx")
 
@@ -114,3 +115,34 @@ def test_tuned_params_go_into_a_plans_sidecar(tmp_path) -> None:
     write_card_crf(plan, crf)
     assert read_plan_manifest(plan).export.card.crf == crf
     assert plan.read_bytes() == b"\x00plan bytes"  # the plan itself untouched
+
+
+def test_a_gain_only_on_the_tuning_images_is_not_stored() -> None:
+    """The 2-fold hold-out: parameters must help on images they were not tuned on."""
+    from segdeploy.crf_tuning import Scores, TuneResult
+
+    without = Scores(0.80, 0.70, 0.90)
+    tuned = Scores(0.82, 0.75, 0.91)
+    result = TuneResult(without, without, tuned, CRFParams())
+    assert result.helps(0.001)  # no hold-out measured: the whole split decides
+    result.held_out = Scores(0.795, 0.72, 0.90)
+    assert not result.helps(0.001)
+    result.held_out = Scores(0.81, 0.72, 0.90)
+    assert result.helps(0.001) and not result.helps(0.02)
+
+
+def test_tune_checked_scores_each_half_with_the_other_halfs_params() -> None:
+    from crf_fixtures import coarse_probs, shapes_image
+
+    from segdeploy.crf_tuning import Sample, score, tune_checked
+
+    samples = []
+    for seed in range(4):
+        image, mask = shapes_image(96, 120, seed)
+        samples.append(Sample(image[..., None], coarse_probs(mask, 2, 16), mask))
+    result = tune_checked(samples, engine="numpy", max_trials=3)
+    assert result.held_out is not None and len(result.trials) == 3
+    without = score(samples, None)
+    assert result.without == without
+    assert result.held_out.boundary_f > without.boundary_f  # coarse maps: it helps unseen
+    assert tune_checked(samples, engine="numpy", max_trials=3, holdout=False).held_out is None

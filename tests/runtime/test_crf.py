@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from crf_fixtures import shapes_image, write_model
+from crf_fixtures import coarse_probs, shapes_image, write_model
 
 from segdeploy.errors import ArtifactError, MissingDependencyError, UsageError
 from segdeploy.metrics import BoundaryF, ConfusionMatrix
@@ -24,28 +24,6 @@ from segdeploy.runtime.crf import (
 needs_pydensecrf = pytest.mark.skipif(
     not have_pydensecrf(), reason="pydensecrf2 (the crf extra) is not installed: "
                                   "pip install 'segdeploy[crf]'")
-
-
-def coarse_probs(mask: np.ndarray, k: int, stride: int) -> np.ndarray:
-    """K x H x W: the one-hot truth averaged over stride x stride blocks and upsampled
-    bilinearly (what a stride-`stride` FCN's upsampled softmax looks like), never certain."""
-    h, w = mask.shape
-    hp, wp = -(-h // stride) * stride, -(-w // stride) * stride
-    onehot = np.stack([np.pad(mask == c, ((0, hp - h), (0, wp - w)), mode="edge")
-                       for c in range(k)]).astype(np.float32)
-    blocks = onehot.reshape(k, hp // stride, stride, wp // stride, stride).mean(axis=(2, 4))
-    ys = (np.arange(h) + 0.5) / stride - 0.5
-    xs = (np.arange(w) + 0.5) / stride - 0.5
-    y0 = np.clip(np.floor(ys).astype(int), 0, blocks.shape[1] - 1)
-    x0 = np.clip(np.floor(xs).astype(int), 0, blocks.shape[2] - 1)
-    y1 = np.minimum(y0 + 1, blocks.shape[1] - 1)
-    x1 = np.minimum(x0 + 1, blocks.shape[2] - 1)
-    fy = np.clip(ys - y0, 0, 1)[:, None]
-    fx = np.clip(xs - x0, 0, 1)[None, :]
-    up = (blocks[:, y0][:, :, x0] * (1 - fy) * (1 - fx) + blocks[:, y1][:, :, x0] * fy * (1 - fx)
-          + blocks[:, y0][:, :, x1] * (1 - fy) * fx + blocks[:, y1][:, :, x1] * fy * fx)
-    p = 0.1 / k + 0.9 * up
-    return (p / p.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
 def scores(pred: np.ndarray, target: np.ndarray, k: int) -> tuple[float, float]:
