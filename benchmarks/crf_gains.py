@@ -121,6 +121,28 @@ def measure(name: str, onnx: Path, budget: float, trials: int) -> dict[str, Any]
     }
 
 
+def oracle(data: str, budget: float, trials: int) -> dict[str, Any]:
+    """A map the CRF cannot improve: the labels themselves as probabilities (0.9 on the true
+    class, the rest spread evenly) on the real val images. Tuning must leave it off."""
+    from segdeploy import crf_tuning as ct
+    from segdeploy.data import get_dataset
+
+    ds = get_dataset(data, "val")
+    samples = []
+    for image, mask in ds:
+        k = ds.num_classes
+        probs = np.full((k, *mask.shape), 0.1 / (k - 1), np.float32)
+        for c in range(k):
+            probs[c][mask == c] = 0.9
+        samples.append(ct.Sample(image, probs, mask))
+    result = ct.tune_checked(samples, time_budget=budget, max_trials=trials)
+    return {"data": data, "val_images": len(samples), "helps": result.helps(0.001),
+            "without_crf": result.without.to_dict(), "crf_defaults": result.defaults.to_dict(),
+            "crf_tuned": result.best.to_dict(),
+            "crf_tuned_held_out": result.held_out.to_dict() if result.held_out else None,
+            "trials": len(result.trials)}
+
+
 def timing(name: str, onnx: Path) -> dict[str, Any]:
     """Seconds per megapixel of the default CRF, each engine, on the model's val images."""
     from segdeploy import crf_tuning as ct
@@ -146,17 +168,21 @@ def main() -> None:
     parser.add_argument("--time-budget", type=float, default=240.0)
     parser.add_argument("--max-trials", type=int, default=40)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/crf_gains.json"))
-    parser.add_argument("--phase", choices=["gains", "timing"], action="append",
-                        help="gains (tuning; the shared lock) and/or timing (run it under "
-                             "the exclusive lock) [default: both]; results merge into --out")
+    parser.add_argument("--phase", choices=["gains", "oracle", "timing"], action="append",
+                        help="gains (tuning; the shared lock), oracle (the labels as the "
+                             "map: tuning must leave the CRF off) and/or timing (run it under "
+                             "the exclusive lock) [default: all]; results merge into --out")
     args = parser.parse_args()
     from segdeploy.atomic import write_json_atomic
     from segdeploy.bench.cpu_features import cpu_extensions
 
-    phases = args.phase or ["gains", "timing"]
+    phases = args.phase or ["gains", "oracle", "timing"]
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results = old.get("results", {})
-    for name in args.only or MODELS:
+    if "oracle" in phases:
+        results["brain_oracle"] = oracle("brain", args.time_budget, args.max_trials)
+        print(json.dumps(results["brain_oracle"], indent=1))
+    for name in args.only or (MODELS if phases != ["oracle"] else []):
         onnx = make_model(name, args.models) if args.train else args.models / f"{name}.onnx"
         entry = results.get(name, {})
         if "gains" in phases:
