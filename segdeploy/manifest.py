@@ -193,6 +193,9 @@ class ExportInfo:
     input_dtype: str = "float32"
     preprocess_in_graph: bool = False
     argmax_in_graph: bool = False
+    #: dtype of the in-graph `mask` output: "uint8" | "int32"; "" without one (graphs
+    #: exported before this field with a mask have int32)
+    mask_dtype: str = ""
     precision: Precision = Precision.FP32  # fp16: mixed, I/O float32; int8: QDQ
     opset: int = 18
     source_sha256: str = ""

@@ -9,7 +9,8 @@ import click
 from segdeploy.cli.choices import bench_backend_choice, openvino_precision_choice
 
 
-@click.command("bench")
+@click.command("bench",
+               short_help="Time files you already have: latency, throughput (no accuracy).")
 @click.option("--engine", "-e", "engines", multiple=True, type=click.Path(dir_okay=False),
               help="An .onnx (ONNX Runtime) or .plan (TensorRT) file; repeat to compare several.")
 @click.option("--checkpoint", "-c", type=click.Path(dir_okay=False),
@@ -58,6 +59,8 @@ def command(engines: tuple[str, ...], checkpoint: str | None, shapes: tuple[str,
     machine. "openvino" times the .onnx files with OpenVINO on the CPU.
     "segmenter" times Segmenter.predict on uint8 images (pre- and post-processing included);
     "tensorrt" adds host->device, GPU compute and device->host times from CUDA events.
+    bench times files you already have and measures no accuracy; `segdeploy benchmark
+    MODEL.pt --data DATA` makes every format and puts accuracy beside speed.
     """
     from rich.console import Console
 

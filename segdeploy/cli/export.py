@@ -54,7 +54,11 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--with-preprocess", is_flag=True,
               help="Graph input is uint8 N x H x W x C; cast and mean/std happen in the graph.")
 @click.option("--with-argmax", is_flag=True,
-              help="Add output `mask` (N x H x W int32 class ids) beside `logits`.")
+              help="Add output `mask` (N x H x W class ids) beside `logits`.")
+@click.option("--argmax-dtype", type=click.Choice(["uint8", "int32"]),
+              help="dtype of --with-argmax's `mask` [default: uint8 up to 256 classes (4x "
+                   "less to copy back), else int32]; int32 for TensorRT 8.x (JetPack 5.1/6.0), "
+                   "which rejects uint8 outputs.")
 @click.option("--check-sizes", multiple=True, metavar="NxCxHxW",
               help="Parity input sizes (repeat) [default: 1x3x97x131, 2x3x197x233, "
                    "1x3x512x512 and --max-side].")
@@ -91,7 +95,8 @@ def _hw(ctx: click.Context, param: click.Parameter, value: str | None):
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
 def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound: float,
-            with_preprocess: bool, with_argmax: bool, check_sizes: tuple[str, ...],
+            with_preprocess: bool, with_argmax: bool, argmax_dtype: str | None,
+            check_sizes: tuple[str, ...],
             max_side: int, data: str | None, trt_check: bool, trust_code: bool,
             classes: list[str] | None, num_classes: int | None, mean: list[float] | None,
             std: list[float] | None, in_channels: int | None, stride: int | None,
@@ -106,6 +111,7 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     \b
     segdeploy export unet.pt                      -> unet.onnx, unet.fp16.onnx
     segdeploy export unet.pt --opset 17 --no-fp16 -> for TensorRT 8.5/8.6
+    segdeploy export unet.pt --with-argmax        -> + a uint8 `mask` output
     segdeploy export model.ts --trust-code --classes bg,cell --mean 0.5 --std 0.25 --in-channels 1
     segdeploy export fpn.pt2 --trust-code --size-multiple 32 --data photos/
     segdeploy export pspnet.ts --trust-code --static-size 512x512
@@ -115,6 +121,7 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
     from segdeploy.export.pipeline import ExportOptions, run_export
     from segdeploy.export.sources import SourceFacts
 
+    with_argmax = with_argmax or argmax_dtype is not None  # a dtype asks for the mask
     console = Console(stderr=True)
     if not console.is_terminal:  # logs and CI: wide enough for the parity table
         console = Console(stderr=True, width=120)
@@ -124,6 +131,7 @@ def command(source: str, output: str | None, opset: str, fp16: bool, fp16_bound:
                         static_size=static_size, threshold=threshold)
     options = ExportOptions(output=output, opset=int(opset), fp16=fp16, fp16_bound=fp16_bound,
                             with_preprocess=with_preprocess, with_argmax=with_argmax,
+                            argmax_dtype=argmax_dtype,
                             check_sizes=list(check_sizes) or None, max_side=max_side,
                             trust_code=trust_code, facts=facts, data=data,
                             channels=channels, trt_check=trt_check)

@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "build",
     "predict",
     "bench",
+    "benchmark",
     "verify",
     "card",
     "triton",

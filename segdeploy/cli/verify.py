@@ -34,6 +34,11 @@ from segdeploy.cli.choices import backend_choice, openvino_precision_choice
               help="OpenVINO inference precision; bf16 is judged like fp16.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report to this JSON file.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="Also write a self-contained HTML page (no network): the verdict, the "
+                   "tables, and the worst images with both masks and where they differ.")
+@click.option("--report-images", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="How many of the worst images (lowest agreement) --report shows.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar [default: when the output is a terminal].")
 @click.option("--pad-to-stride/--no-pad-to-stride", default=True, show_default=True,
@@ -45,8 +50,9 @@ from segdeploy.cli.choices import backend_choice, openvino_precision_choice
 def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: str | None,
             max_images: int, batch_size: int, min_agreement: float | None,
             max_miou_drop: float | None, threads: int | None, backend: str | None,
-            precision: str | None, json_path: str | None, progress: bool | None,
-            pad_to_stride: bool, classes_by_count: bool) -> None:
+            precision: str | None, json_path: str | None, report_path: str | None,
+            report_images: int, progress: bool | None, pad_to_stride: bool,
+            classes_by_count: bool) -> None:
     """Run CHECKPOINT in PyTorch and ENGINE on the same images at several sizes; report logit
     errors (max / mean / p99), argmax agreement, IoU between the two masks and both mIoUs
     against the labels. Exits with code 1 when a threshold fails.
@@ -54,6 +60,7 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
     \b
     segdeploy verify fcn8s.pt --engine fcn8s.plan
     segdeploy verify unet.pt -e unet.fp16.onnx --sizes 97x131,197x233 --json parity.json
+    segdeploy verify unet.pt -e unet.int8.onnx --report verify.html
     """
     from rich.console import Console
     from rich.markup import escape
@@ -63,9 +70,15 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
     from segdeploy.verify.compare import run_verify
     from segdeploy.verify.parity import parse_sizes
     from segdeploy.verify.report import print_report, write_json
+    from segdeploy.verify.worst import WorstImages
 
     if json_path:
         check_output_path(json_path)
+    if report_path:
+        from segdeploy.reports.html import check_report_path
+
+        check_report_path(report_path)
+    worst = WorstImages(report_images) if report_path else None
     console = Console()
     if not console.is_terminal:  # piped or captured: do not squeeze the tables to 80 columns
         console = Console(width=max(console.width, 140))
@@ -75,13 +88,19 @@ def command(checkpoint: str, engine: str, data: str | None, split: str, sizes: s
                         max_miou_drop=max_miou_drop, threads=threads,
                         backend=backend, precision=precision,
                         progress=console.is_terminal if progress is None else progress,
-                        pad_to_stride=pad_to_stride, classes_by_count=classes_by_count)
+                        pad_to_stride=pad_to_stride, classes_by_count=classes_by_count,
+                        worst=worst)
     print_report(report, console)
     for note in report["notes"]:
         console.print("[yellow]note[/] " + escape(note), highlight=False)
     if json_path:
         write_json(report, json_path)
         console.print(f"report written to {json_path}", highlight=False)
+    if report_path and worst is not None:
+        from segdeploy.verify.html_page import write_verify_page
+
+        write_verify_page(report, worst.items(), report_path)
+        console.print(f"HTML report written to {report_path}", highlight=False)
     if not report["passed"]:
         fails = [f for r in report["sizes"] for f in r["failures"]]
         raise ParityError(

@@ -35,6 +35,7 @@ from segdeploy.engine.precision import (
     check_hardware_compatibility,
     check_opset,
     check_optimization_level,
+    check_output_dtypes,
     check_supported,
     decide_precision,
 )
@@ -307,6 +308,7 @@ def build_engine(request: BuildRequest, *,
     source = prep.fp32_sibling if choice.onnx_source == "fp32-sibling" else prep.facts
     assert source is not None
     check_opset(version, source.opset)
+    check_output_dtypes(version, {o.name: o.dtype for o in source.outputs})
     flags = _cache_flags(prep, choice, source)
     key = cache_key(onnx_sha256=prep.facts.sha256, flags=flags, tensorrt_version=str(version),
                     compute_capability=gpu.compute_capability)

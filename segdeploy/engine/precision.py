@@ -184,6 +184,17 @@ def check_opset(version: TrtVersion, opset: int) -> None:
                          fix="re-export with `segdeploy export CHECKPOINT --opset 17`")
 
 
+def check_output_dtypes(version: TrtVersion, outputs: dict[str, str]) -> None:
+    """TensorRT 8.x rejects uint8 network outputs (an in-graph uint8 `mask`): say so before
+    the build fails obscurely. `outputs` maps names to numpy dtype names."""
+    uint8 = [name for name, dtype in outputs.items() if dtype == "uint8"]
+    if version.major == 8 and uint8:
+        raise BuildError(f"output {uint8[0]!r} is uint8, which TensorRT {version} cannot output",
+                         expected="int32 class ids for TensorRT 8.x",
+                         fix="re-export with `segdeploy export CHECKPOINT --opset 17 "
+                             "--with-argmax --argmax-dtype int32`")
+
+
 def check_build_options(version: TrtVersion, *, version_compatible: bool = False,
                         hardware_compatibility: str | None = None,
                         optimization_level: int | None = None) -> None:

@@ -3,7 +3,8 @@
 Opset 18 (default) goes through torch's dynamo exporter with `dynamic_shapes`; opset 17
 (TensorRT 8.5/8.6) through the legacy TorchScript exporter with `dynamic_axes`, as
 docs/ARCHITECTURE.md records. The model is wrapped first (`DeployWrapper`) so optional in-graph
-preprocessing (uint8 NHWC -> normalised float NCHW) and argmax (`mask`, int32) are part of
+preprocessing (uint8 NHWC -> normalised float NCHW) and argmax (`mask`, uint8 where the
+classes fit, else int32; `mask_dtype`) are part of
 the exported graph and of the PyTorch reference the parity check compares with.
 
 The example input has batch 2 and odd, non-square H and W: an example of batch 1 or a
@@ -40,17 +41,19 @@ class DeployWrapper(nn.Module):
 
     With `preprocess`, the input is uint8 N x H x W x C (what cameras and image decoders
     give) and is normalised in the graph as (x / 255 - mean) / std. With `argmax`, a second
-    output `mask` holds int32 class ids (int32 so TensorRT keeps it as is).
+    output `mask` holds class ids as `mask_dtype`: uint8 (4x less to copy back than int32)
+    or int32 (TensorRT 8.x rejects uint8 outputs).
     """
 
     def __init__(self, model: nn.Module | Any, *, mean: Sequence[float], std: Sequence[float],
                  preprocess: bool = False, argmax: bool = False,
-                 threshold: float | None = None):
+                 threshold: float | None = None, mask_dtype: str = "int32"):
         super().__init__()
         self.model = model
         self.preprocess = preprocess
         self.argmax = argmax
         self.threshold = threshold
+        self.mask_dtype = mask_dtype  #: "uint8" | "int32" (MASK_DTYPES)
         m = torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
         s = torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1)
         # x * scale + shift == (x / 255 - mean) / std, two ops TensorRT fuses
@@ -77,14 +80,32 @@ class DeployWrapper(nn.Module):
         elif isinstance(logits, list | tuple):
             logits = logits[0]
         if self.argmax and logits.shape[1] == 1:  # a binary head: class 1 above the threshold
-            return logits, (logits[:, 0] > (self.threshold or 0.0)).to(torch.int32)
+            return logits, (logits[:, 0] > (self.threshold or 0.0)).to(
+                getattr(torch, self.mask_dtype))
         if self.argmax:
-            return logits, torch.argmax(logits, dim=1).to(torch.int32)
+            return logits, torch.argmax(logits, dim=1).to(getattr(torch, self.mask_dtype))
         return logits
 
 
 def output_names(argmax: bool) -> list[str]:
     return ["logits", "mask"] if argmax else ["logits"]
+
+
+#: dtypes the in-graph `mask` output can have
+MASK_DTYPES = ("uint8", "int32")
+
+
+def mask_dtype_for(requested: str | None, num_classes: int) -> str:
+    """The `mask` output's dtype: uint8 where the class ids fit (<= 256 classes), else int32;
+    an explicit uint8 for more classes is refused."""
+    if requested is not None and requested not in MASK_DTYPES:
+        raise ExportError(f"argmax dtype {requested!r}", expected=" or ".join(MASK_DTYPES))
+    fits = num_classes <= 256
+    if requested == "uint8" and not fits:
+        raise ExportError(f"the model has {num_classes} classes, more than uint8 class ids hold",
+                          expected="at most 256 classes for --argmax-dtype uint8",
+                          fix="use --argmax-dtype int32")
+    return requested or ("uint8" if fits else "int32")
 
 
 def static_size(card: ModelCard) -> tuple[int, int] | None:

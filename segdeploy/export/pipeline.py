@@ -45,6 +45,8 @@ class ExportOptions:
     fp16_bound: float = 512.0
     with_preprocess: bool = False
     with_argmax: bool = False
+    #: the mask's dtype: None = uint8 where the classes fit, else int32 (for TensorRT 8.x)
+    argmax_dtype: str | None = None
     check_sizes: list[str] | None = None
     max_side: int = parity.DEFAULT_MAX_SIDE
     trust_code: bool = False
@@ -148,10 +150,13 @@ def run_export(source_path: str | Path, options: ExportOptions | None = None, *,
         stage.notes += src.notes
         stage.static = onnx_export.static_size(src.card) is not None
         stage.scripted = src.kind == "torchscript" and onnx_export.is_scripted(src.model)
+        mask_dtype = (onnx_export.mask_dtype_for(opts.argmax_dtype, src.card.num_classes)
+                      if opts.with_argmax else "int32")
         wrapper = onnx_export.DeployWrapper(src.model, mean=src.card.mean, std=src.card.std,
                                             preprocess=opts.with_preprocess,
                                             argmax=opts.with_argmax,
-                                            threshold=src.card.threshold).eval()
+                                            threshold=src.card.threshold,
+                                            mask_dtype=mask_dtype).eval()
         stage.done("load")
         graphs = _export_fp32(stage, src, wrapper, onnx_path)
         real_feeds, source_desc = _sample_feeds(stage, src.card)
@@ -189,6 +194,7 @@ def _export_fp32(stage: _Stage, src: Source, wrapper: DeployWrapper,
         card=card, output_names=names,
         input_dtype="uint8" if opts.with_preprocess else "float32",
         preprocess_in_graph=opts.with_preprocess, argmax_in_graph=opts.with_argmax,
+        mask_dtype=wrapper.mask_dtype if opts.with_argmax else "",
         precision=Precision.FP32, opset=opts.opset, source_sha256=src.sha256,
         input_layout="NHWC" if opts.with_preprocess else "NCHW")
     set_metadata(model, info.to_metadata_props())

@@ -5,5 +5,6 @@
     report["passed"], report["sizes"][0]["agreement"]
 
 Modules: `parity` (numbers per size and thresholds, numpy only), `compare` (data, resizing,
-running both sides), `report` (rich tables, JSON).
+running both sides), `report` (rich tables, JSON), `worst` (the images that agree least, kept
+while it runs), `html_page` (`--report`: one HTML page through `segdeploy.reports`).
 """

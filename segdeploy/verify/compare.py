@@ -21,6 +21,7 @@ from segdeploy.manifest import ModelCard
 from segdeploy.precision import Precision
 from segdeploy.runtime.preprocess import PadLayout, SizeBox, reflect_pad
 from segdeploy.verify.parity import SizeComparison, Thresholds, check_thresholds
+from segdeploy.verify.worst import WorstImages
 
 DEFAULT_MAX_IMAGES = 16
 
@@ -109,8 +110,11 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
                min_agreement: float | None = None, max_miou_drop: float | None = None,
                threads: int | None = None, progress: bool = True, backend: str | None = None,
                precision: str | None = None, pad_to_stride: bool = True,
-               classes_by_count: bool = False) -> dict[str, Any]:
+               classes_by_count: bool = False, worst: WorstImages | None = None
+               ) -> dict[str, Any]:
     """Compare checkpoint and engine; return the JSON-ready report (`passed` says the verdict).
+    `worst`, when given, collects the images (and both masks) that agree least, for
+    `segdeploy.verify.html_page`.
 
     The gate follows what ran: an INT8 graph by the int8 gate, OpenVINO's bf16 like fp16.
     With `pad_to_stride` ("same" models), each resized batch is reflect-padded bottom/right
@@ -147,7 +151,8 @@ def run_verify(checkpoint: str | Path, engine: str | Path, *, data: str | None =
         with _progress(progress, len(sizes) * len(pairs)) as advance:
             for size in sizes:
                 r = _compare_size(model, seg, card, pairs, size, batch_size=batch_size,
-                                  pad_to_stride=pad_to_stride, advance=advance)
+                                  pad_to_stride=pad_to_stride, advance=advance,
+                                  worst=worst, indices=indices)
                 r["failures"] = check_thresholds(r, thresholds)
                 results.append(r)
     finally:
@@ -194,8 +199,10 @@ def _sizes(sizes: Sequence[tuple[int, int]] | None, seg: Any, card: ModelCard,
 
 def _compare_size(model: Any, seg: Any, card: ModelCard, pairs: list[Any],
                   size: tuple[int, int], *, batch_size: int, pad_to_stride: bool,
-                  advance: Any) -> dict[str, Any]:
-    """PyTorch and the engine on the same images resized to `size`; the size's numbers."""
+                  advance: Any, worst: WorstImages | None = None,
+                  indices: Sequence[int] = ()) -> dict[str, Any]:
+    """PyTorch and the engine on the same images resized to `size`; the size's numbers
+    (and the worst images offered to `worst`: cropped to the masks' area)."""
     import torch
 
     from segdeploy.runtime.preprocess import to_model_input
@@ -222,7 +229,11 @@ def _compare_size(model: Any, seg: Any, card: ModelCard, pairs: list[Any],
             ref, eng = ref[..., :size[0], :size[1]], eng[..., :size[0], :size[1]]
         oy, ox = label_offset(card, size, ref.shape[-2:])
         labels = masks[:, oy:oy + ref.shape[2], ox:ox + ref.shape[3]]
-        comp.add(ref, eng, labels)
+        ref_masks, eng_masks = comp.add(ref, eng, labels)
+        if worst is not None:
+            shown = np.stack([c[0] for c in chunk])[:, oy:oy + ref.shape[2],
+                                                     ox:ox + ref.shape[3]]
+            worst.add(indices[start:start + len(chunk)], size, shown, ref_masks, eng_masks)
         advance(len(chunk), f"{size[0]}x{size[1]}")
     return comp.result()
 

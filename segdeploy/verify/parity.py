@@ -43,8 +43,9 @@ class SizeComparison:
         self._has_labels = False
 
     def add(self, ref_logits: np.ndarray, eng_logits: np.ndarray,
-            labels: np.ndarray | None = None) -> None:
-        """Add N x K x H x W logits from both sides and optional N x H x W labels (255 ignored)."""
+            labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Add N x K x H x W logits from both sides and optional N x H x W labels (255 ignored);
+        return both sides' N x H x W class masks (reference, engine) for whoever keeps them."""
         ref = np.asarray(ref_logits, dtype=np.float32)
         eng = np.asarray(eng_logits, dtype=np.float32)
         if ref.shape != eng.shape or ref.ndim != 4:
@@ -77,6 +78,7 @@ class SizeComparison:
             self._ref_gt.update(ref_mask, labels)
             self._eng_gt.update(eng_mask, labels)
             self._has_labels = True
+        return ref_mask, eng_mask
 
     def _p99(self) -> float:
         if self._count == 0:

@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("__main__", "cli", "demo"), 3),
     **dict.fromkeys(("bench", "verify", "engine", "export", "training", "serving", "video",
                      "scale", "crf_tuning"), 2),
-    **dict.fromkeys(("runtime", "reference_models", "data"), 1),
+    **dict.fromkeys(("runtime", "reference_models", "data", "reports"), 1),
     **dict.fromkeys(("segdeploy", "artifact_kind", "onnx_wire", "artifacts", "atomic",
                      "comparison", "digest", "dims", "overlays",
                      "errors", "fieldcheck", "geometry", "geotiff", "imaging", "locking",
