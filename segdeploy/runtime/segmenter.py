@@ -84,7 +84,7 @@ class Segmenter(TilingMixin):
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
         self._told_clipping = False
-        self._told_crf = False
+        self._told_crf: set[str] = set()  # the CRF notices given (segmenter_crf.py)
         #: agreement with ONNX Runtime of an INT8 file's check run at load (None: not checked)
         self.int8_agreement: float | None = None
         self.runner = runner.activate()

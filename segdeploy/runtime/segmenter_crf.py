@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import UsageError
-from segdeploy.runtime.crf import CRFParams, Engine, card_params, refine_mask
+from segdeploy.runtime.crf import CRFParams, Engine, card_params, have_pydensecrf, refine_mask
 
 #: `seg` below is a runtime.segmenter.Segmenter (typed Any: segmenter.py imports this module)
 
 
 class CRFNotice(UserWarning):
-    """The model card holds no tuned CRF parameters: defaults are used."""
+    """The model card holds no tuned CRF parameters (defaults are used), or the C++ engine
+    is missing (the numpy one runs)."""
 
 
 def default_note(seg: Any) -> str:
@@ -40,10 +41,14 @@ def resolve(seg: Any, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
     tuned = card_params(seg.card.crf)
     if tuned is not None:
         return tuned
-    if not seg._told_crf:
-        seg._told_crf = True
-        seg._tell(default_note(seg), CRFNotice)
+    _tell_once(seg, "defaults", default_note(seg))
     return CRFParams()
+
+
+def _tell_once(seg: Any, key: str, message: str) -> None:
+    if key not in seg._told_crf:
+        seg._told_crf.add(key)
+        seg._tell(message, CRFNotice)
 
 
 def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
@@ -51,6 +56,10 @@ def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
     """predict() with the dense CRF: an image -> H x W class ids, N x H x W x C -> N x H x W,
     a list -> a list."""
     params = resolve(seg, crf)
+    if engine == "auto" and not have_pydensecrf():
+        _tell_once(seg, "engine", "pydensecrf2 (the crf extra) is not installed: the numpy "
+                   "CRF runs, with the same masks, about 3x slower; pip install "
+                   "'segdeploy[crf]' (needs g++ and the Python headers)")
     if isinstance(image, list | tuple):
         return [_one(seg, im, params, engine) for im in image]
     from segdeploy.runtime.image_input import as_array, check_layout

@@ -104,7 +104,7 @@ def test_grey_images_use_one_intensity_feature() -> None:
     assert np.array_equal(a, b)
 
 
-def test_missing_extra_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_extra_names_itself(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "pydensecrf", None)  # import fails as if absent
     monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
     image, mask = shapes_image(48, 64, 1)
@@ -115,6 +115,15 @@ def test_missing_extra_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not have_pydensecrf()
     out = dense_crf(probs, image[..., None], engine="auto")  # the numpy fallback runs
     assert out.shape == probs.shape and np.allclose(out.sum(axis=0), 1, atol=1e-4)
+    from segdeploy.runtime import Segmenter
+
+    with Segmenter.load(write_model(tmp_path / "m.onnx", coarse=True)) as seg, \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg.predict(image[..., None], crf=CRFParams())
+        seg.predict(image[..., None], crf=CRFParams())
+    said = [str(w.message) for w in caught if "pydensecrf2" in str(w.message)]
+    assert len(said) == 1 and "segdeploy[crf]" in said[0]  # said once, not per image
 
 
 def test_params_round_trip_and_bad_values() -> None:
