@@ -18,9 +18,9 @@ from segdeploy.cli.choices import backend_choice
 @click.option("--split", type=click.Choice(["train", "val"]), default="val", show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images.")
 @click.option("--time-budget", type=click.FloatRange(min=1), default=300.0, show_default=True,
-              metavar="SECONDS", help="Stop searching after this long.")
+              metavar="SECONDS", help="Stop searching after this long (all searches).")
 @click.option("--max-trials", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Stop after this many parameter sets.")
+              help="Parameter sets tried per search.")
 @click.option("--min-gain", type=click.FloatRange(min=0), default=0.001, show_default=True,
               help="Write only when the tuned CRF's mIoU beats no CRF by more than this.")
 @click.option("--engine", type=click.Choice(["auto", "pydensecrf2", "numpy"]), default="auto",
@@ -28,7 +28,7 @@ from segdeploy.cli.choices import backend_choice
 @click.option("--holdout/--no-holdout", default=True, show_default=True,
               help="Also search on each half of the images and score the other half: the "
                    "parameters are stored only if they help on images they were not tuned "
-                   "on too (about twice the search time).")
+                   "on too (two more searches, on half the images each).")
 @click.option("--dry-run", is_flag=True, help="Search and report; leave the card as it is.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the scores and every trial to this JSON file.")
