@@ -158,3 +158,19 @@ def test_segmenter_predict_crf_notes_defaults_and_sharpens(tmp_path) -> None:
         assert isinstance(again, list) and len(again) == 2
         assert np.array_equal(again[0], again[1])
     assert scores(refined, mask, 2)[1] > scores(plain, mask, 2)[1] + 0.03
+
+
+@needs_pydensecrf
+def test_fallback_agrees_on_a_trained_models_probabilities(brain_onnx) -> None:
+    """The session's brain U-Net: its real softmax on real val slices, both engines."""
+    from segdeploy.data import dataset_for_model
+    from segdeploy.runtime import Segmenter
+
+    with Segmenter.load(brain_onnx[0]) as seg:
+        ds = dataset_for_model(seg.card, "brain", "val")
+        for i in (3, 12):
+            image, _ = ds[i]
+            probs = probabilities(seg.image_logits(image))
+            real = dense_crf(probs, image, engine="pydensecrf2").argmax(0)
+            ours = dense_crf(probs, image, engine="numpy").argmax(0)
+            assert float((real == ours).mean()) >= 0.97
