@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml Makefile
 	# Built-in real data ships inside these packages; their own heavy
 	# dependencies (scikit-learn, tensorflow, numba) are not needed to read it.
 	$(BIN)/python -m pip install -q --no-deps nilearn stardist
+	# The dense CRF's C++ engine (the crf extra) builds from its sdist (~2.5 min, g++ and
+	# the Python headers) so that tests/runtime/test_crf.py compares it with the numpy
+	# fallback; without a compiler the install goes on and those tests skip saying why.
+	$(BIN)/python -m pip install -q -e '.[crf]' || echo "warning: pydensecrf2 did not build (needs g++ and the Python headers): the CRF agreement tests will skip"
 	# Real TensorRT binding wheels (~1.3 MB each, not importable without the GPU
 	# libraries) for tests/test_tensorrt_api_contract.py, which reads their names.
 	# A failed download is not fatal: the test retries, then skips saying why.

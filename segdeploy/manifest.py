@@ -68,6 +68,11 @@ class ModelCard:
     #: a binary head: the graph outputs ONE channel and a pixel is class 1 (classes[1]) where
     #: it is above this value (0.5 on a sigmoid output, 0 on a logit); None: K channels, argmax
     threshold: float | None = None
+    #: dense CRF post-processing tuned for this model by `segdeploy crf-tune` (None: never
+    #: tuned, or tuning found it does not help): {"params": CRFParams.to_dict() (iterations,
+    #: gaussian_sxy/w, bilateral_sxy/srgb/w), "tuned_on": {data, split, images, metrics with
+    #: and without the CRF}}; `predict --crf` uses the params (runtime/crf.py)
+    crf: dict[str, Any] | None = None
     segdeploy_version: str = __version__
     schema_version: int = CARD_SCHEMA_VERSION
 

@@ -144,3 +144,79 @@ def _nanmean(x: np.ndarray) -> float | None:
 
 def _listify(x: np.ndarray) -> list[float | None]:
     return [None if np.isnan(v) else float(v) for v in x]
+
+
+#: boundary pixels within this many pixels of the other map's boundary count as matched
+BOUNDARY_TOLERANCE = 2
+
+
+def class_boundaries(labels: np.ndarray, cls: int, ignored: np.ndarray | None = None
+                     ) -> np.ndarray:
+    """H x W bool: pixels of class `cls` with a 4-neighbour of another class (the image
+    border is no boundary: the map is extended by its edge; nor is an `ignored` pixel)."""
+    core = labels == cls
+    inside = np.pad(core if ignored is None else core | ignored, 1, mode="edge")
+    edge = ~(inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] & inside[1:-1, 2:])
+    return core & edge
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of an H x W bool map by a disc of `radius` pixels."""
+    if radius <= 0:
+        return mask.copy()
+    r = int(radius)
+    padded = np.pad(mask, r)
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            if dy * dy + dx * dx <= r * r:
+                out |= padded[r + dy:r + dy + h, r + dx:r + dx + w]
+    return out
+
+
+class BoundaryF:
+    """Boundary F-measure (Csurka, Larlus & Perronnin, BMVC 2013): per class, the share of
+    predicted boundary pixels within `tolerance` pixels of a true boundary (precision) and of
+    true boundary pixels within `tolerance` of a predicted one (recall), F = 2PR / (P + R).
+    Counts add up over images (as the confusion matrix does); `mean` averages the classes
+    whose F is defined. Predicted boundary pixels on `ignore_index` target pixels are not
+    counted, nor are the target's edges against an ignored region."""
+
+    def __init__(self, num_classes: int, tolerance: int = BOUNDARY_TOLERANCE,
+                 ignore_index: int | None = IGNORE_INDEX):
+        self.num_classes = int(num_classes)
+        self.tolerance = int(tolerance)
+        self.ignore_index = ignore_index
+        #: per class: matched predicted, predicted, matched true, true boundary pixels
+        self.counts = np.zeros((self.num_classes, 4), dtype=np.int64)
+
+    def update(self, pred: np.ndarray, target: np.ndarray) -> BoundaryF:
+        """Add one H x W prediction (class ids) against its H x W target."""
+        pred, target = np.asarray(pred), np.asarray(target)
+        if pred.shape != target.shape or pred.ndim != 2:
+            raise InputError(f"prediction {pred.shape} and target {target.shape}",
+                             expected="two H x W class-id maps of one size")
+        ignored = (target == self.ignore_index) if self.ignore_index is not None else \
+            np.zeros(target.shape, bool)
+        keep = ~ignored
+        for c in range(self.num_classes):
+            pb = class_boundaries(pred, c) & keep
+            tb = class_boundaries(target, c, ignored)
+            if not (pb.any() or tb.any()):
+                continue
+            self.counts[c] += (int((pb & dilate(tb, self.tolerance)).sum()), int(pb.sum()),
+                               int((tb & dilate(pb, self.tolerance)).sum()), int(tb.sum()))
+        return self
+
+    def compute(self) -> dict[str, Any]:
+        """{"mean": mean F over defined classes, "f", "precision", "recall": per class}."""
+        mp, p, mt, t = (self.counts[:, i].astype(np.float64) for i in range(4))
+        precision = _ratio(mp, p)
+        recall = _ratio(mt, t)
+        pr, rc = np.nan_to_num(precision), np.nan_to_num(recall)  # none predicted: 0
+        f = _ratio(2 * pr * rc, pr + rc)
+        f[(pr + rc == 0) & (p + t > 0)] = 0.0
+        f[p + t == 0] = np.nan  # no boundary of this class on either side: undefined
+        return {"mean": _nanmean(f), "f": _listify(f), "precision": _listify(precision),
+                "recall": _listify(recall), "tolerance": self.tolerance}

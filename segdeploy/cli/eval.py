@@ -25,9 +25,12 @@ import click
 @click.option("--classes-by-count", is_flag=True,
               help="Accept data whose class names differ from the model's when the counts "
                    "match (the same ids mean the same classes).")
+@click.option("--crf", is_flag=True,
+              help="Also score the masks after the dense CRF (the card's tuned parameters, "
+                   "else defaults) and print both rows with boundary F.")
 def command(checkpoint: str, data: str | None, split: str, device: str, limit: int | None,
             json_path: str | None, progress: bool | None, pad_to_stride: bool,
-            classes_by_count: bool) -> None:
+            classes_by_count: bool, crf: bool) -> None:
     """Evaluate CHECKPOINT at full image size: pixel accuracy, mean accuracy, mean IU,
     frequency weighted IU, per-class IoU and Dice.
 
@@ -57,17 +60,23 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
     data = data or ds.name
     indices = list(range(len(ds)))[:limit]
     show = console.is_terminal if progress is None else progress
+    crf_pass = None
+    if crf:
+        from segdeploy.cli.eval_crf import CRFScoring
+
+        crf_pass = CRFScoring(card, lambda m: console.print(f"note: {m}", highlight=False))
     t0 = time.perf_counter()
     with Progress(console=console, disable=not show, transient=True) as bar:
         task = bar.add_task(f"eval {split}", total=len(indices))
         cm, _, _ = evaluate(model, ds, indices, num_classes=card.num_classes, mean=card.mean,
                             std=card.std, geometry=geometry, device=dev,
-                            on_step=lambda: bar.update(task, advance=1))
+                            on_step=lambda: bar.update(task, advance=1), on_logits=crf_pass)
     seconds = time.perf_counter() - t0
     metrics = cm.compute()
     title = f"{card.arch} on {data} ({split}, {len(indices)} images, {seconds:.1f} s)"
     for table in metrics_tables(metrics, card.classes, title=title):
         console.print(table)
+    crf_record = crf_pass.report(console, metrics) if crf_pass is not None else None
     if json_path:
         write_json_atomic(json_path, {
             "checkpoint": str(checkpoint), "arch": card.arch, "data": data, "split": split,
@@ -78,5 +87,6 @@ def command(checkpoint: str, data: str | None, split: str, device: str, limit: i
                               f"reflect, bottom/right, to min_size and multiples of "
                               f"{math.lcm(geometry.size_multiple, geometry.stride)}"),
             "intensity": card.intensity_mapping().to_dict(),
+            **({"crf": crf_record} if crf_record is not None else {}),
         })
         console.print(f"metrics written to {json_path}", highlight=False)

@@ -133,6 +133,8 @@ def summary_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
         if metrics.get("mean_iou") is not None:
             rows.append(("val metrics", f"mIoU {metrics['mean_iou']:.4f}, pixel acc "
                                         f"{metrics.get('pixel_accuracy', float('nan')):.4f}"))
+        if isinstance(card.get("crf"), dict):
+            rows.append(("dense CRF", _crf_line(card["crf"])))
     if export:
         rows.append(("graph", f"{export.get('precision')} opset {export.get('opset')}, input "
                               f"{export.get('input_dtype')} {export.get('input_layout')}, "
@@ -189,3 +191,16 @@ def command(file: Path, as_json: bool) -> None:
     for key, value in summary_rows(info):
         table.add_row(key, value)
     Console().print(table)
+
+
+def _crf_line(crf: dict[str, Any]) -> str:
+    """The tuned CRF in one line: its parameters and what tuning measured."""
+    params = ", ".join(f"{k} {v:g}" for k, v in (crf.get("params") or {}).items()
+                       if isinstance(v, int | float))
+    tuned = crf.get("tuned_on") or {}
+    without, with_ = tuned.get("without") or {}, tuned.get("with") or {}
+    if "mean_iou" in without and "mean_iou" in with_:
+        params += (f" (crf-tune on {tuned.get('data')}: mIoU {without['mean_iou']:.4f} -> "
+                   f"{with_['mean_iou']:.4f})")
+    return params
+

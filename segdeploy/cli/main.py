@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "verify",
     "card",
     "triton",
+    "crf_tune",
 )
 
 
@@ -58,6 +59,7 @@ OPTIONAL_MODULES = {
     "torch": "torch", "onnx": "torch", "onnxscript": "torch", "onnxconverter_common": "torch",
     "nibabel": "torch", "tifffile": "torch", "sympy": "torch",
     "tensorrt": "tensorrt", "cuda": "tensorrt", "matplotlib": "plot",
+    "pydensecrf": "crf",
 }
 
 

@@ -215,6 +215,10 @@ def save_overlay(path: Path, image: Any, mask: Any, *, classes: Any = (),
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
               help="Per image (size, seconds, class shares) and the images that failed; "
                    "videos: per frame index, pts and class shares.")
+@click.option("--crf", is_flag=True,
+              help="Refine 2-D masks with the dense CRF (snaps them to edges): the "
+                   "parameters `segdeploy crf-tune` stored in the model's card, else "
+                   "defaults (noted). Runs untiled; pydensecrf2 (the crf extra) or numpy.")
 @click.option("--ray", "ray", is_flag=False, flag_value="local", default=None,
               metavar="[ADDRESS]", help="Folders / lists on a Ray cluster (local by default; "
               "put --ray last or give an address); resumable.")
@@ -223,7 +227,7 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, re
             tile: int | None, overlap: int | None, backend: str | None,
             providers: str | None, threads: int | None, memory_budget: str | None,
             precision: str | None, axis: str, pad_to_stride: bool, source: str | None,
-            overlay_to: str | None, json_path: str | None, ray: str | None) -> None:
+            overlay_to: str | None, json_path: str | None, crf: bool, ray: str | None) -> None:
     """Segment images, videos, cameras (or NIfTI volumes) with an exported model; write
     palette PNG masks (or mask videos, or label volumes)."""
     from rich.console import Console
@@ -231,6 +235,9 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, re
     from segdeploy.runtime import Segmenter
     from segdeploy.volumes import is_nifti
 
+    if crf and (ray is not None or source is not None or _videos(inputs) or tile):
+        raise UsageError("--crf refines 2-D images segmented whole",
+                         fix="drop --crf, or --tile / --ray / the video input")
     if ray is not None or source is not None or _videos(inputs):
         from segdeploy.cli.predict_stream import predict_other
 
@@ -258,8 +265,8 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, re
                          fix="predict the volumes and the images in separate calls")
     out = Path(output)
     nifti = bool(volumes) or is_nifti(out)
-    if nifti and (tile is not None or overlay):
-        raise UsageError("--tile and --overlay apply to 2-D images",
+    if nifti and (tile is not None or overlay or crf):
+        raise UsageError("--tile, --overlay and --crf apply to 2-D images",
                          fix="drop them for NIfTI output")
     single_file, targets = ((is_nifti(out), []) if nifti
                             else _image_targets(images, out, had_folder, roots))
@@ -282,7 +289,7 @@ def command(engine: str, inputs: tuple[str, ...], output: str, overlay: bool, re
         writer = (functools.partial(save_overlay, classes=seg.classes, contours=contours)
                   if overlay else None)
         records = _predict_images(seg, images, targets, writer, tile, overlap, console,
-                                  workers, failures)
+                                  workers, failures, crf)
     where = targets[0] if single_file else out
     done = len(records)
     console.print(f"wrote {done} mask{'s' * (done != 1)} to {where}", highlight=False)
@@ -377,15 +384,16 @@ def _stack_to_nifti(seg: Any, inputs: list[Path], out: Path, console: Any) -> No
 def _predict_images(seg: Any, images: list[Path], targets: list[Path],
                     overlay: Callable[..., None] | None,
                     tile: int | None, overlap: int | None, console: Any,
-                    infer_workers: int, failures: list[tuple[Path, str]]
+                    infer_workers: int, failures: list[tuple[Path, str]], crf: bool = False
                     ) -> list[dict[str, Any]]:
-    """Masks of every image (failed ones go to `failures`); one record per written mask."""
+    """Masks of every image (failed ones go to `failures`); one record per written mask.
+    Tiles and the CRF run one image at a time; plain masks are pipelined (predict_folder)."""
     import time
 
     from segdeploy.cli.predict_report import image_record
     from segdeploy.imaging import save_mask_png
 
-    if tile is None:  # decode ahead, infer back to back, write behind: the same masks
+    if tile is None and not crf:  # decode ahead, infer back to back, write behind: the same masks
         from segdeploy.cli.predict_stream import predict_folder
 
         return predict_folder(seg, images, targets, [overlay_path(t) for t in targets]
@@ -398,7 +406,8 @@ def _predict_images(seg: Any, images: list[Path], targets: list[Path],
             t0 = time.perf_counter()
             try:
                 image = load_image(src, seg.channels, seg.intensity)
-                mask = seg.predict_tiled(image, tile=tile, overlap=overlap)
+                mask = (seg.predict(image, crf=True) if crf
+                        else seg.predict_tiled(image, tile=tile, overlap=overlap))
             except InputError as exc:
                 failures.append((src, exc.what))
                 progress.advance(task)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
-from segdeploy.errors import ArtifactError, InputError, SegdeployError, UsageError
+from segdeploy.errors import ArtifactError, InputError, UsageError
 from segdeploy.manifest import ExportInfo
 from segdeploy.precision import Precision
 from segdeploy.runtime.auto_backend import is_auto, load_auto
@@ -54,6 +54,7 @@ from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.segmenter_tiling import TilingMixin, Want
 
 if TYPE_CHECKING:
+    from segdeploy.runtime.crf import CRFParams
     from segdeploy.runtime.stream import OnError, SegmentStream
 
 
@@ -84,6 +85,7 @@ class Segmenter(TilingMixin):
         self.notify: Callable[[str], None] | None = None
         self._told_tiling = False
         self._told_clipping = False
+        self._told_crf: set[str] = set()  # the CRF notices given (segmenter_crf.py)
         #: agreement with ONNX Runtime of an INT8 file's check run at load (None: not checked)
         self.int8_agreement: float | None = None
         self.runner = runner.activate()
@@ -234,18 +236,27 @@ class Segmenter(TilingMixin):
 
     # -- public API ------------------------------------------------------------------------
     @overload
-    def predict(self, image: np.ndarray | str | os.PathLike[str] | Any) -> np.ndarray: ...
+    def predict(self, image: np.ndarray | str | os.PathLike[str] | Any, *,
+                crf: bool | CRFParams | None = None) -> np.ndarray: ...
 
     @overload
-    def predict(self, image: list[Any] | tuple[Any, ...]) -> list[np.ndarray]: ...
+    def predict(self, image: list[Any] | tuple[Any, ...], *,
+                crf: bool | CRFParams | None = None) -> list[np.ndarray]: ...
 
-    def predict(self, image: Any) -> np.ndarray | list[np.ndarray]:
+    def predict(self, image: Any, *, crf: bool | CRFParams | None = None
+                ) -> np.ndarray | list[np.ndarray]:
         """HxWxC (or HxW) image -> HxW class ids; NxHxWxC -> NxHxW; a list -> a list.
 
         An image is an array, a file path or a PIL image. uint8 pixels are fed as they are;
         uint16 / integer / float pixels (16-bit scans, microscopy, MRI slices) are first
         mapped to 0..255 by the card's intensity mapping, exactly as the training images
-        were (`self.intensity`). A normalised float N x C x H x W tensor goes to logits()."""
+        were (`self.intensity`). A normalised float N x C x H x W tensor goes to logits().
+        crf=True refines the masks with the dense CRF (the card's tuned parameters, else
+        defaults), crf=CRFParams(...) with those (runtime/segmenter_crf.py; untiled)."""
+        if crf:
+            from segdeploy.runtime.segmenter_crf import predict_crf
+
+            return predict_crf(self, image, crf)
         if isinstance(image, list | tuple):
             return self._predict_list(image)
         image = as_array(image, self.channels)
@@ -403,16 +414,3 @@ class Segmenter(TilingMixin):
             return choose_padding(h, w, boxes=self._boxes, multiple=self._min_align,
                                   min_size=self.card.min_size, margin=self._margin,
                                   base=self._base)
-
-    def _measure_margin(self) -> tuple[int, int]:
-        """Context a "valid" model consumes per side, from one run on a small blank image."""
-        size = max(self.card.min_size, 1)
-        layout = choose_padding(size, size, boxes=self._boxes, multiple=self._align,
-                            min_size=self.card.min_size, base=self._base)
-        h, w = layout.input_size(size, size)
-        try:
-            out = self._infer_batch(np.zeros((1, h, w, self.channels), np.uint8), "logits",
-                                    layout.box)
-        except SegdeployError:
-            return (0, 0)  # the retry loop in _run_aligned finds it on the first image
-        return (max((h - out.shape[-2] + 1) // 2, 0), max((w - out.shape[-1] + 1) // 2, 0))

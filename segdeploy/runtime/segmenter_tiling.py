@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from segdeploy.errors import UsageError
+from segdeploy.errors import SegdeployError, UsageError
 from segdeploy.geometry import round_down, round_up
 from segdeploy.manifest import ModelCard
 from segdeploy.runtime.memory import (
@@ -22,7 +22,7 @@ from segdeploy.runtime.memory import (
     format_bytes,
     measure_bytes_per_pixel,
 )
-from segdeploy.runtime.preprocess import PadLayout, crop_offsets
+from segdeploy.runtime.preprocess import PadLayout, choose_padding, crop_offsets
 from segdeploy.runtime.receptive import influence_radius
 from segdeploy.runtime.runner import Runner
 from segdeploy.runtime.tiling import as_pair, run_tiled, tile_grid
@@ -68,6 +68,8 @@ class TilingMixin:
     _tile_align: int
     _margin: tuple[int, int]
     _boxes: list[Any]
+    _align: int
+    _base: int
 
     if TYPE_CHECKING:
         @property
@@ -230,3 +232,17 @@ class TilingMixin:
         th = round_down(max_h, self._tile_align) if max_h else DEFAULT_TILE
         tw = round_down(max_w, self._tile_align) if max_w else DEFAULT_TILE
         return th, tw
+
+    def _measure_margin(self) -> tuple[int, int]:
+        """Context a "valid" model consumes per side, from one run on a small blank image
+        (what the tiles' overlaps and the padding must at least give)."""
+        size = max(self.card.min_size, 1)
+        layout = choose_padding(size, size, boxes=self._boxes, multiple=self._align,
+                                min_size=self.card.min_size, base=self._base)
+        h, w = layout.input_size(size, size)
+        try:
+            out = self._infer_batch(np.zeros((1, h, w, self.channels), np.uint8), "logits",
+                                    layout.box)
+        except SegdeployError:
+            return (0, 0)  # the retry loop in _run_aligned finds it on the first image
+        return (max((h - out.shape[-2] + 1) // 2, 0), max((w - out.shape[-1] + 1) // 2, 0))

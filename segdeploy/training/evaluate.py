@@ -113,8 +113,10 @@ def predict_logits(model: torch.nn.Module, image: np.ndarray, mean: Sequence[flo
 def evaluate(model: torch.nn.Module, dataset, indices: Iterable[int], *, num_classes: int,
              mean: Sequence[float], std: Sequence[float], geometry: Geometry,
              device: torch.device, loss_fn: torch.nn.Module | None = None,
-             on_step=None) -> tuple[ConfusionMatrix, float, int]:
-    """Score `dataset[i]` for i in `indices`; returns (confusion matrix, loss sum, images)."""
+             on_step=None, on_logits=None) -> tuple[ConfusionMatrix, float, int]:
+    """Score `dataset[i]` for i in `indices`; returns (confusion matrix, loss sum, images).
+    `on_logits(image, logits, mask)` sees each image's K x H x W float32 numpy logits
+    (`segdeploy eval --crf` scores them again after the dense CRF)."""
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes)
@@ -133,6 +135,8 @@ def evaluate(model: torch.nn.Module, dataset, indices: Iterable[int], *, num_cla
             dtype = torch.uint8 if num_classes <= 255 else torch.int64
             pred = ((logits[:, 0] > 0) if logits.shape[1] == 1 else logits.argmax(1))[0].to(dtype)
             cm.update(pred.cpu().numpy(), mask)
+            if on_logits is not None:
+                on_logits(image, logits[0].float().cpu().numpy(), mask)
             if on_step is not None:
                 on_step()
     finally:

@@ -20,7 +20,7 @@ from test_import_graph import PACKAGE, all_modules, imports_of
 LAYERS: dict[str, int] = {
     **dict.fromkeys(("__main__", "cli", "demo"), 3),
     **dict.fromkeys(("bench", "verify", "engine", "export", "training", "serving", "video",
-                     "scale"), 2),
+                     "scale", "crf_tuning"), 2),
     **dict.fromkeys(("runtime", "reference_models", "data", "reports"), 1),
     **dict.fromkeys(("segdeploy", "artifact_kind", "onnx_wire", "artifacts", "atomic",
                      "comparison", "digest", "dims", "overlays",

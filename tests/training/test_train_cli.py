@@ -149,3 +149,37 @@ def test_image_size_parsing():
     for bad in ("0", "axb", "1x2x3", "-5"):
         with pytest.raises(UsageError, match="--image-size"):
             parse_size(bad)
+
+
+def test_eval_crf_prints_both_rows_and_scores_the_refined_masks(tiny_run, tmp_path, capsys):
+    import numpy as np
+
+    from segdeploy.data import dataset_for_model
+    from segdeploy.metrics import BoundaryF, ConfusionMatrix
+    from segdeploy.runtime.crf import CRFParams, refine_mask
+    from segdeploy.training.evaluate import Geometry, predict_logits
+
+    best, _ = tiny_run
+    report = tmp_path / "metrics.json"
+    main(["eval", str(best), "--limit", "2", "--device", "cpu", "--crf", "--json", str(report)])
+    text = capsys.readouterr().out
+    assert "without CRF" in text and "with CRF" in text and "boundary F" in text
+    assert "no tuned CRF parameters" in text  # a checkpoint's card holds none: defaults
+    crf = json.loads(report.read_text())["crf"]
+    assert crf["params"] == CRFParams().to_dict() and crf["seconds_per_megapixel"] > 0
+    # the with-CRF row is what refine_mask makes of the model's logits, image by image
+    model, card = load_model(best, map_location="cpu")
+    ds = dataset_for_model(card, None, "val")
+    cm, bf = ConfusionMatrix(3), BoundaryF(3)
+    for i in range(2):
+        image, mask = ds[i]
+        logits = predict_logits(model, image, card.mean, card.std, Geometry.of(card),
+                                torch.device("cpu"))[0].detach().numpy()
+        refined = refine_mask(logits, image, CRFParams())
+        cm.update(refined, mask)
+        bf.update(refined, mask)
+    assert crf["with_CRF"]["mean_iou"] == pytest.approx(cm.compute()["mean_iou"])
+    assert crf["with_CRF"]["boundary_f"] == pytest.approx(bf.compute()["mean"])
+    assert crf["without_CRF"]["mean_iou"] == pytest.approx(
+        json.loads(report.read_text())["metrics"]["mean_iou"])
+    assert np.isfinite(crf["without_CRF"]["boundary_f"])
