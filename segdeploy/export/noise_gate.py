@@ -7,11 +7,15 @@ uniform integer noise in {-1, 0, +1}, clipped to 0..255) and, by default, asks I
 with FP32 at least as well as the lower of the fixed threshold and that floor; the mIoU drop
 limit always holds. An explicit --min-agreement is applied as given. Every check runs at the
 images' own size and at a larger one (x2 by default): a graph that only passes at one size
-is not passed. Each size reports which limit decided.
+is not passed. Each size reports which limit decided. At a factor s > 1 the gate takes
+ceil(n / s) of the n images (spread over the split): each holds s^2 times the pixels, so the
+larger size still judges s times the pixels of the first while its FP32 reference, its noise
+floor and every candidate's run there cost s, not s^2, validation passes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.comparison import Thresholds
-from segdeploy.export.int8_gate import GateResult, judge, predict_masks
+from segdeploy.export.int8_gate import GateResult, judge, predict_masks, spread
 
 #: the seed of the +-1 LSB input noise (the floor is reproducible)
 NOISE_SEED = 0
@@ -40,6 +44,12 @@ def scale_pair(image: np.ndarray, mask: np.ndarray, factor: float
               for c in range(image.shape[2])]
     lab = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
     return np.stack(planes, axis=-1), lab
+
+
+def images_at(n: int, factor: float) -> int:
+    """How many of n images the gate judges at `factor`: all at x1 or less, ceil(n / factor)
+    above (still `factor` times the pixels of the x1 check; see the module doc)."""
+    return n if factor <= 1.0 else max(1, math.ceil(n / factor))
 
 
 def with_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +104,8 @@ class SizedGate:
         self.k, self.thresholds, self.use_floor, self.threads = (num_classes, thresholds,
                                                                  use_floor, threads)
         self.scales = tuple(dict.fromkeys(scales))
-        self.sets = {s: [scale_pair(im, m, s) for im, m in pairs] for s in self.scales}
+        self.sets = {s: [scale_pair(*pairs[i], s) for i in spread(len(pairs), images_at(
+            len(pairs), s))] for s in self.scales}
         self.reference = {s: predict_masks(fp32, [im for im, _ in v], threads=threads)
                           for s, v in self.sets.items()}
         rng = np.random.default_rng(NOISE_SEED)

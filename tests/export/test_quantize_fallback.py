@@ -65,7 +65,7 @@ def test_strict_gate_calibrates_once_and_reports_both_sizes(brain_onnx, tmp_path
     assert result.fp32_nodes and all(c.passes for c in result.checks)
     assert [c.size.split(" ")[1] for c in result.checks] == ["(x1)", "(x2)"]
     small, large = (c.result for c in result.checks)
-    assert large.images == small.images == 3
+    assert (small.images, large.images) == (3, 2)  # ceil(3 / 2): twice the pixels of x1
     # an explicit --min-agreement is applied as given: the fixed threshold decides
     assert {c.limit for c in result.checks} == {99.8} and result.decided_by == "fixed threshold"
     order = fallback_order(result.sensitivity, result.costs)
@@ -152,3 +152,13 @@ def test_symmetric_int8_for_tensorrt_is_not_timed_on_the_cpu(brain_onnx, tmp_pat
                                         max_miou_drop=10.0), timer=timer)
     assert out.is_file() and timer.calls == [] and result.speed is None
     assert any("not timed on this CPU" in n for n in result.notes)
+
+
+def test_a_larger_gate_size_judges_fewer_images_but_more_pixels() -> None:
+    from segdeploy.export.noise_gate import images_at
+
+    assert [images_at(16, s) for s in (0.5, 1.0, 2.0, 3.0)] == [16, 16, 8, 6]
+    assert images_at(1, 4.0) == 1
+    for n in (1, 3, 16, 28):
+        for s in (1.5, 2.0, 3.0):
+            assert images_at(n, s) * s * s >= n * s  # never fewer pixels than s times x1
