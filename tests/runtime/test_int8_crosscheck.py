@@ -45,9 +45,15 @@ def test_the_check_refuses_a_wrong_run_and_passes_a_right_one() -> None:
 
 
 def _qdq_copy(src: Path, dst: Path) -> Path:
-    """ONNX Runtime's quantize_static of our export, no gate: its label still says fp32."""
+    """ONNX Runtime's quantize_static of our export (U8S8, the flavour OpenVINO is let run;
+    S8S8 / U8U8 are refused before it: test_qdq_flavours.py), no gate: its label says fp32."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     from segdeploy.data import get_dataset
     from segdeploy.imaging import normalize
@@ -63,7 +69,8 @@ def _qdq_copy(src: Path, dst: Path) -> Path:
             return next(feeds, None)
 
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True)
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(dst)).graph.node)
     return dst
 
