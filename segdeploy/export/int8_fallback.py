@@ -5,7 +5,9 @@ putting that layer alone back in float in the every-layer INT8 graph; the order 
 per percent of the graph's FLOPs, cheap layers (a 1-channel first convolution, a 1x1 head)
 first. Cheap layers are measured and tried before the others are measured at all: on the
 brain U-Net the first convolution (0.3 % of the FLOPs) is enough, and 21 measurements are
-saved. Trials are graph edits of one quantized graph (`q.trial(names) -> Path`).
+saved. Within a tier the shortest passing prefix of that order is found by bisection (the
+longest prefix first: when even it fails, one trial tells so), not one trial per layer.
+Trials are graph edits of one quantized graph (`q.trial(names) -> Path`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class FallbackSearch:
         self.sensitivity: dict[str, float] = {}
         self.first: list[SizeCheck] = []
         self._base: float | None = None  #: every-layer INT8 on the sensitivity images
+        #: the checks of every float set judged (bisection revisits none)
+        self._judged: dict[tuple[str, ...], list[SizeCheck]] = {}
 
     def share(self, node: str) -> float:
         return round(100.0 * self.costs.get(node, 0) / self.total, 3)
@@ -78,16 +82,15 @@ class FallbackSearch:
                 continue
             self.sensitivity.update(self.measure(tier))
             last = tier is not cheap
-            for node in fallback_order(self.sensitivity, shares):
-                if node in excluded or not (last or self.sensitivity[node] > 0):
-                    continue
-                excluded.append(node)
-                if len(excluded) == len(candidates):
-                    break
-                checks = self.judge(excluded, f"{len(excluded)} layer(s) float (+{node}, "
-                                              f"{shares[node]:.1f}% of FLOPs)")
-                if all(c.passes for c in checks) and len(checks) == len(self.gate.scales):
-                    return excluded, checks
+            order = [n for n in fallback_order(self.sensitivity, shares)
+                     if n not in excluded and (last or self.sensitivity[n] > 0)]
+            # every layer float is the FP32 graph, not an INT8 one: never a trial
+            order = order[:max(len(candidates) - len(excluded) - 1, 0)]
+            found = self.shortest_prefix(excluded, order, shares)
+            if found is not None:
+                return found
+            excluded += order
+            checks = self._judged[tuple(excluded)] if order else checks
         others = [c for c in CALIBRATIONS if c != self.q.options.calibration]
         failed = next(c for c in checks if not c.passes)
         raise ParityError(
@@ -96,6 +99,35 @@ class FallbackSearch:
                      "noise floor, and the mIoU limit)",
             fix=f"deploy the FP32 file; or try --calibration {' or '.join(others)}, more "
                 "--calibration-images, or a looser --min-agreement")
+
+    def shortest_prefix(self, excluded: list[str], order: list[str], shares: dict[str, float]
+                        ) -> tuple[list[str], list[SizeCheck]] | None:
+        """The shortest `excluded + order[:k]` that passes, by bisection on k: the longest
+        prefix is judged first (when it fails, this tier cannot help: one trial, not
+        len(order)), then halves. It assumes a layer more in float never costs agreement;
+        where that is not so it still returns a passing set whose prefix one shorter fails.
+        """
+        def passes(k: int) -> bool:
+            names = [*excluded, *order[:k]]
+            key = tuple(names)
+            if key not in self._judged:
+                node = order[k - 1]
+                self._judged[key] = self.judge(names, f"{len(names)} layer(s) float (+{node}, "
+                                                      f"{shares[node]:.1f}% of FLOPs)")
+            checks = self._judged[key]
+            return all(c.passes for c in checks) and len(checks) == len(self.gate.scales)
+
+        if not order or not passes(len(order)):
+            return None
+        lo, hi = 0, len(order)  # prefix lo fails (or is the empty one), hi passes
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if passes(mid):
+                hi = mid
+            else:
+                lo = mid
+        names = [*excluded, *order[:hi]]
+        return names, self._judged[tuple(names)]
 
     def measure(self, candidates: list[str]) -> dict[str, float]:
         """Agreement gained (points, images' own size) by each quantized layer alone in float."""

@@ -162,3 +162,38 @@ def test_a_larger_gate_size_judges_fewer_images_but_more_pixels() -> None:
     for n in (1, 3, 16, 28):
         for s in (1.5, 2.0, 3.0):
             assert images_at(n, s) * s * s >= n * s  # never fewer pixels than s times x1
+
+
+class _PassingFromDouble:
+    """A test double of the gate's verdicts: a float set passes once it holds `need` layers
+    of the order; it counts the trials the search asked for."""
+
+    scales = (1.0, 2.0)
+
+    def __init__(self, need: int) -> None:
+        self.need, self.trials = need, []
+
+    def checks(self, names: list[str]) -> list:
+        from types import SimpleNamespace
+
+        self.trials.append(list(names))
+        ok = len(names) >= self.need
+        return [SimpleNamespace(passes=ok, line=lambda: "")] * (2 if ok else 1)
+
+
+@pytest.mark.parametrize("need", [1, 2, 5, 11, 12, 99])
+def test_the_shortest_passing_prefix_is_found_by_bisection(need: int) -> None:
+    from segdeploy.export.int8_fallback import FallbackSearch
+
+    order = [f"conv{i}" for i in range(12)]
+    double = _PassingFromDouble(need)
+    search = FallbackSearch(None, double, {n: 1 for n in order}, lambda _: None,
+                            lambda *_: None)
+    search.judge = lambda names, label: double.checks(names)  # type: ignore[method-assign]
+    found = search.shortest_prefix([], order, dict.fromkeys(order, 1.0))
+    if need > len(order):
+        assert found is None and double.trials == [order]  # one trial says the tier fails
+        return
+    assert found is not None and found[0] == order[:need]
+    assert len(double.trials) <= 2 + len(order).bit_length()  # not one trial per layer
+    assert len({tuple(t) for t in double.trials}) == len(double.trials)  # none judged twice
