@@ -6,7 +6,8 @@ per percent of the graph's FLOPs, cheap layers (a 1-channel first convolution, a
 first. Cheap layers are measured and tried before the others are measured at all: on the
 brain U-Net the first convolution (0.3 % of the FLOPs) is enough, and 21 measurements are
 saved. Within a tier the shortest passing prefix of that order is found by bisection (the
-longest prefix first: when even it fails, one trial tells so), not one trial per layer.
+first layer alone, then the longest prefix: when even it fails, two trials tell so), not
+one trial per layer.
 Trials are graph edits of one quantized graph (`q.trial(names) -> Path`).
 """
 
@@ -102,10 +103,11 @@ class FallbackSearch:
 
     def shortest_prefix(self, excluded: list[str], order: list[str], shares: dict[str, float]
                         ) -> tuple[list[str], list[SizeCheck]] | None:
-        """The shortest `excluded + order[:k]` that passes, by bisection on k: the longest
-        prefix is judged first (when it fails, this tier cannot help: one trial, not
-        len(order)), then halves. It assumes a layer more in float never costs agreement;
-        where that is not so it still returns a passing set whose prefix one shorter fails.
+        """The shortest `excluded + order[:k]` that passes, by bisection on k: k = 1 first
+        (often enough: one trial), then the longest prefix (when it fails, this tier cannot
+        help: two trials, not len(order)), then halves. It assumes a layer more in float
+        never costs agreement; where that is not so it still returns a passing set whose
+        prefix one shorter fails.
         """
         def passes(k: int) -> bool:
             names = [*excluded, *order[:k]]
@@ -117,9 +119,13 @@ class FallbackSearch:
             checks = self._judged[key]
             return all(c.passes for c in checks) and len(checks) == len(self.gate.scales)
 
-        if not order or not passes(len(order)):
+        if not order:
             return None
-        lo, hi = 0, len(order)  # prefix lo fails (or is the empty one), hi passes
+        if passes(1):  # the common case: one cheap layer is enough
+            return [*excluded, order[0]], self._judged[(*excluded, order[0])]
+        if not passes(len(order)):
+            return None
+        lo, hi = 1, len(order)  # prefix lo fails, hi passes
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if passes(mid):

@@ -192,8 +192,10 @@ def test_the_shortest_passing_prefix_is_found_by_bisection(need: int) -> None:
     search.judge = lambda names, label: double.checks(names)  # type: ignore[method-assign]
     found = search.shortest_prefix([], order, dict.fromkeys(order, 1.0))
     if need > len(order):
-        assert found is None and double.trials == [order]  # one trial says the tier fails
+        assert found is None and double.trials == [order[:1], order]  # two trials say so
         return
     assert found is not None and found[0] == order[:need]
     assert len(double.trials) <= 2 + len(order).bit_length()  # not one trial per layer
+    if need == 1:
+        assert double.trials == [order[:1]]  # one layer enough: one trial
     assert len({tuple(t) for t in double.trials}) == len(double.trials)  # none judged twice
