@@ -54,28 +54,15 @@ def scan_model_proto(fh: IO[bytes], size: int) -> tuple[dict[str, str], bool]:
     """(metadata_props, has_graph) of a serialized ModelProto; NotOnnxError otherwise."""
     props: dict[str, str] = {}
     has_graph = False
-    while fh.tell() < size:
-        tag = _varint(fh.read)
-        field, wire = tag >> 3, tag & 7
-        if field == 0:
-            raise NotOnnxError("field number 0")
-        if wire == _VARINT:
-            _varint(fh.read)
-        elif wire in (_FIXED64, _FIXED32):
-            fh.seek(8 if wire == _FIXED64 else 4, os.SEEK_CUR)
-        elif wire == _LENGTH:
-            length = _varint(fh.read)
-            if fh.tell() + length > size:
-                raise NotOnnxError(f"field {field} runs {fh.tell() + length - size} bytes past "
-                                   "the end of the file")
-            if field == _METADATA_FIELD:
-                key, value = _entry(fh.read(length))
-                props[key] = value
-            else:
-                has_graph |= field == _GRAPH_FIELD
-                fh.seek(length, os.SEEK_CUR)
+    for field, wire, where in _fields(fh, size):
+        if wire != _LENGTH:
+            continue
+        if field == _METADATA_FIELD:
+            fh.seek(where[0])
+            key, value = _entry(fh.read(where[1]))
+            props[key] = value
         else:
-            raise NotOnnxError(f"wire type {wire} of field {field}")
+            has_graph |= field == _GRAPH_FIELD
     if fh.tell() != size:
         raise NotOnnxError("the last field runs past the end of the file")
     return props, has_graph
