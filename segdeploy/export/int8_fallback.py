@@ -121,11 +121,11 @@ class FallbackSearch:
 
         if not order:
             return None
-        if passes(1):  # the common case: one cheap layer is enough
-            return [*excluded, order[0]], self._judged[(*excluded, order[0])]
-        if not passes(len(order)):
-            return None
-        lo, hi = 1, len(order)  # prefix lo fails, hi passes
+        lo, hi = 0, 1  # prefix lo fails (or is empty), hi passes
+        if not passes(1):  # the common case, one cheap layer enough, needs no more trials
+            if not passes(len(order)):
+                return None
+            lo, hi = 1, len(order)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if passes(mid):
