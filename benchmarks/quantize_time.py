@@ -70,7 +70,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/quantize_time.json")
     a = p.parse_args()
-    from segdeploy.export.int8_speed import cpu_name
+    from segdeploy.machine import cpu_model
 
     base = ["--data", a.data, "--threads", str(a.threads)]
     # the default gate, and a strict one every-layer INT8 fails (the float fallback runs)
@@ -88,7 +88,7 @@ def main() -> None:
     for r in runs.values():
         r["after_vs_floor"] = r["after_s"] / floor_s
     result = {"model": str(a.model), "runs": runs, **floor, "target_vs_floor": 2.0,
-              "cpu": cpu_name()}
+              "cpu": cpu_model()}
     a.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -17,20 +17,9 @@ from typing import Any
 
 from segdeploy import __version__
 from segdeploy.bench.cpu_features import cpu_extensions
+from segdeploy.machine import cpu_model as cpu_model  # re-exported for benchmarks/
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo on Linux, else platform.processor())."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def usable_cores() -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import SegdeployError
+from segdeploy.machine import cpu_model
 
 #: rounds of the interleaved timing (each round runs FP32 and INT8 once, alternating the order)
 SPEED_ROUNDS = 7
@@ -49,20 +50,6 @@ class SpeedCheck:
 SpeedTimer = Callable[[Path, Path, dict[str, np.ndarray], "int | None"], SpeedCheck]
 
 
-def cpu_name(path: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name as the kernel reports it (or the platform's word for it)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.lower().startswith("model name") and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine() or "this CPU"
-
-
 def _session(path: Path, threads: int | None) -> Any:
     import onnxruntime as ort
 
@@ -88,7 +75,7 @@ def ort_speed(fp32: Path, int8: Path, feeds: dict[str, np.ndarray], threads: int
             times[key].append(1e3 * (time.perf_counter() - t0))
     shape = next(iter(feeds.values())).shape
     return SpeedCheck(statistics.median(times["fp32"]), statistics.median(times["int8"]),
-                      cpu_name(), tuple(int(d) for d in shape))
+                      cpu_model(), tuple(int(d) for d in shape))
 
 
 def refuse_slower(check: SpeedCheck, source: Path) -> NoSpeedupError:
