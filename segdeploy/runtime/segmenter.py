@@ -83,9 +83,7 @@ class Segmenter(TilingMixin):
         self._radius: int | None = None  # how far the model looks (receptive.py), measured once
         #: where the one auto-tiling notice goes (default: warnings.warn AutoTileNotice)
         self.notify: Callable[[str], None] | None = None
-        self._told_tiling = False
-        self._told_clipping = False
-        self._told_crf: set[str] = set()  # the CRF notices given (segmenter_crf.py)
+        self._told: set[str] = set()  #: the once-only notices given (see _tell)
         #: agreement with ONNX Runtime of an INT8 file's check run at load (None: not checked)
         self.int8_agreement: float | None = None
         self.runner = runner.activate()
@@ -304,18 +302,22 @@ class Segmenter(TilingMixin):
     # -- internals -------------------------------------------------------------------------
     def _as_image(self, image: Any) -> np.ndarray:
         pixels = as_array(image, self.channels)
-        if not self._told_clipping and (share := clipped_share(pixels, self.intensity)) \
+        if "clipping" not in self._told and (share := clipped_share(pixels, self.intensity)) \
                 > CLIP_NOTICE:
-            self._told_clipping = True
             low, high = self.intensity.low, self.intensity.high
             self._tell(f"{100 * share:.0f}% of this image's pixels lie outside the intensity "
                        f"window the model was trained with ({low:g}..{high:g}) and are "
                        "clipped: is it the same kind of image (bit depth, modality)?",
-                       ClippingNotice)
+                       ClippingNotice, once="clipping")
         return as_image(pixels, self.channels, self.intensity)
 
-    def _tell(self, message: str, category: type[Warning]) -> None:
-        """A notice, once: to `notify` (the CLI prints it) or as a warning (Python)."""
+    def _tell(self, message: str, category: type[Warning], *, once: str | None = None) -> None:
+        """A notice to `notify` (the CLI prints it) or as a warning (Python); with `once`,
+        only the first notice of that kind (a key in `_told`) per Segmenter."""
+        if once is not None:
+            if once in self._told:
+                return
+            self._told.add(once)
         if self.notify is not None:
             self.notify(message)
         else:

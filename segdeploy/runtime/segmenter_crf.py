@@ -41,14 +41,8 @@ def resolve(seg: Any, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
     tuned = card_params(seg.card.crf)
     if tuned is not None:
         return tuned
-    _tell_once(seg, "defaults", default_note(seg))
+    seg._tell(default_note(seg), CRFNotice, once="crf defaults")
     return CRFParams()
-
-
-def _tell_once(seg: Any, key: str, message: str) -> None:
-    if key not in seg._told_crf:
-        seg._told_crf.add(key)
-        seg._tell(message, CRFNotice)
 
 
 def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
@@ -57,9 +51,9 @@ def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
     a list -> a list."""
     params = resolve(seg, crf)
     if engine == "auto" and not have_pydensecrf():
-        _tell_once(seg, "engine", "pydensecrf2 (the crf extra) is not installed: the numpy "
-                   "CRF runs, with the same masks, about 3x slower; pip install "
-                   "'segdeploy[crf]' (needs g++ and the Python headers)")
+        seg._tell("pydensecrf2 (the crf extra) is not installed: the numpy CRF runs, with the "
+                  "same masks, about 3x slower; pip install 'segdeploy[crf]' (needs g++ and "
+                  "the Python headers)", CRFNotice, once="crf engine")
     if isinstance(image, list | tuple):
         return [_one(seg, im, params, engine) for im in image]
     from segdeploy.runtime.image_input import as_array, check_layout
