@@ -226,15 +226,9 @@ def write_card_crf(path: str | os.PathLike[str], crf: dict[str, Any] | None) -> 
     if not is_onnx(path):
         raise ArtifactError(f"cannot store CRF parameters in {path.name}",
                             expected="an .onnx file or a TensorRT plan with its .plan.json")
-    from segdeploy.atomic import atomic_path
-    from segdeploy.onnx_metadata import load_onnx, read_onnx_export_info, set_metadata
+    from segdeploy.onnx_metadata import load_onnx, read_onnx_export_info, save_with_metadata
 
     info = read_onnx_export_info(path)
     info.card.crf = crf
     model = load_onnx(path, purpose="to write the tuned CRF parameters into the ONNX card")
-    set_metadata(model, info.to_metadata_props())
-    import onnx
-
-    with atomic_path(path) as tmp:
-        onnx.save(model, str(tmp))
-    return path
+    return save_with_metadata(model, info.to_metadata_props(), path)

@@ -59,6 +59,17 @@ def set_metadata(model: Any, props: dict[str, str]) -> None:
         model.metadata_props.add(key=key, value=value)
 
 
+def save_with_metadata(model: Any, props: dict[str, str], path: str | os.PathLike[str]
+                       ) -> Path:
+    """set_metadata, then the model written atomically (no half-written file on an error)."""
+    from segdeploy.atomic import atomic_path
+
+    set_metadata(model, props)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(model.SerializeToString())
+    return Path(path)
+
+
 def load_onnx(path: str | os.PathLike[str], *, purpose: str = "to edit an ONNX file") -> Any:
     """onnx.load with the onnx package's absence and a bad file said in one line each."""
     onnx = require("onnx", extra="onnx", purpose=purpose, package="onnx")

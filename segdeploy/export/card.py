@@ -35,9 +35,9 @@ class CardRequest:
 def write_card(req: CardRequest) -> tuple[Path, Any]:
     """Check `req` against the graph, write the card; (output path, ExportInfo). The note
     of a binary head (its threshold) is `info.card.config["binary_note"]`."""
-    from segdeploy.atomic import atomic_path, check_output_path
+    from segdeploy.atomic import check_output_path
     from segdeploy.manifest import ExportInfo, ModelCard
-    from segdeploy.onnx_metadata import load_onnx, set_metadata
+    from segdeploy.onnx_metadata import load_onnx, save_with_metadata
     from segdeploy.onnx_precision import graph_precision
 
     out = req.output or req.model
@@ -79,9 +79,7 @@ def write_card(req: CardRequest) -> tuple[Path, Any]:
     info = ExportInfo(card=card, input_name=inp.name, output_names=[logits.name],
                       precision=graph_precision(req.model), opset=int(opset))
     _fix_class_dim(model, logits.name, 1 if threshold is not None else len(classes))
-    set_metadata(model, info.to_metadata_props())
-    with atomic_path(out) as tmp:
-        tmp.write_bytes(model.SerializeToString())
+    save_with_metadata(model, info.to_metadata_props(), out)
     return out, info
 
 

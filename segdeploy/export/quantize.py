@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from segdeploy.atomic import atomic_path, check_output_path
+from segdeploy.atomic import check_output_path
 from segdeploy.comparison import Thresholds
 from segdeploy.errors import ArtifactError, UsageError, first_line, require
 from segdeploy.export.int8_fallback import SENSITIVITY_IMAGES, FallbackSearch, fallback_order
@@ -317,7 +317,7 @@ def _write(model_path: Path, output: Path, info: ExportInfo, result: QuantizeRes
     """The final QDQ graph with metadata precision=int8, written atomically."""
     import onnx
 
-    from segdeploy.onnx_metadata import set_metadata
+    from segdeploy.onnx_metadata import save_with_metadata
 
     model = onnx.load(str(model_path))
     reasons = {n: f"kept float: INT8 here cost {result.sensitivity.get(n, 0.0):.3f} agreement "
@@ -332,6 +332,4 @@ def _write(model_path: Path, output: Path, info: ExportInfo, result: QuantizeRes
         "gate": result.gate.to_dict(), "checks": [c.to_dict() for c in result.checks],
         "decided_by": result.decided_by,
         "speed": result.speed.to_dict() if result.speed else None}, sort_keys=True)
-    set_metadata(model, props)
-    with atomic_path(output) as tmp:
-        onnx.save(model, str(tmp))
+    save_with_metadata(model, props, output)
