@@ -87,48 +87,64 @@ class Terminated(BaseException):
     KeyboardInterrupt, so every atomic writer's cleanup runs before exit 143."""
 
 
-_SIGTERM_SEEN: list[bool] = []
+_SIGNALS_SEEN: list[int] = []
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    _SIGTERM_SEEN.append(True)  # survives a library that wraps the exception (an import)
+    _SIGNALS_SEEN.append(signum)  # survives a library that wraps the exception (an import)
     raise Terminated()
 
 
-def _handle_sigterm() -> object:
-    """Install the SIGTERM handler; returns the previous one (None off the main thread)."""
+def _on_sigint(signum: int, frame: object) -> None:
+    _SIGNALS_SEEN.append(signum)
+    raise KeyboardInterrupt
+
+
+def _handle_signals() -> dict[int, object]:
+    """Install our SIGTERM and SIGINT handlers; returns the previous ones (none off the
+    main thread, and SIGINT only where Python's own handler was in place)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _on_sigterm)
+        return {}
+    previous: dict[int, object] = {signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _on_sigint)
+    return previous
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: SegdeployError becomes one red line and exit code 1; SIGINT exits 130,
     SIGTERM 143 (128 + the signal number), both after removing partial files."""
-    previous = _handle_sigterm()
+    previous = _handle_signals()
     try:
         _run(argv)
     finally:
-        if previous is not None:  # in-process callers (tests, embedding apps) get theirs back
-            import signal
+        import signal
 
-            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+        for signum, handler in previous.items():  # in-process callers get theirs back
+            signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
 def _run(argv: list[str] | None) -> None:
+    import signal
+
     try:
         cli.main(args=argv, standalone_mode=False)
     except BaseException as exc:  # noqa: B036 - every exit path is mapped below
-        if _SIGTERM_SEEN and not isinstance(exc, SystemExit):
-            # Terminated itself, or what a library made of it (a C extension importing while
-            # the signal arrived turns it into "ImportError: initialization failed")
-            _SIGTERM_SEEN.clear()
-            _print_error(SegdeployError("terminated by SIGTERM; partial output files were "
-                                        "removed", fix="run the command again to completion"))
-            sys.exit(143)
+        seen = set(_SIGNALS_SEEN)
+        _SIGNALS_SEEN.clear()
+        if seen and not isinstance(exc, SystemExit):
+            # the signal's own exception, or what a library made of it: a C extension
+            # importing while it arrived turns it into "ImportError: initialization failed"
+            if signal.SIGTERM in seen:
+                _print_error(SegdeployError("terminated by SIGTERM; partial output files "
+                                            "were removed",
+                                            fix="run the command again to completion"))
+                sys.exit(143)
+            click.echo("Aborted.", err=True)
+            sys.exit(130)
         _exit_for(exc)
 
 

@@ -101,7 +101,28 @@ def test_sigterm_wrapped_by_a_library_still_exits_143(monkeypatch, capsys) -> No
     assert exit_info.value.code == 143
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "SIGTERM" in err[0]
-    assert not cli_main._SIGTERM_SEEN  # a later in-process call starts clean
+    assert not cli_main._SIGNALS_SEEN  # a later in-process call starts clean
+
+
+def test_sigint_wrapped_by_a_library_still_exits_130(monkeypatch, capsys) -> None:
+    """The same for Ctrl-C: CI saw "KeyboardInterrupt / ImportError: initialization failed"
+    and exit 1 when SIGINT landed while onnxruntime was being imported mid-export."""
+    import pytest
+
+    from segdeploy.cli import main as cli_main
+
+    def interrupted_import(*args, **kwargs):
+        try:
+            cli_main._on_sigint(2, None)
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(cli_main.cli, "main", interrupted_import)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["info", "x.onnx"])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["Aborted."]
+    assert not cli_main._SIGNALS_SEEN
 
 
 def test_cli_start_up_stays_light() -> None:
