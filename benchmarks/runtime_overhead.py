@@ -6,12 +6,15 @@
 
 For every model (a reference model built with random weights and exported, needs torch; or
 the given --onnx), the same uint8 image goes through Segmenter.predict (pad, normalise,
-infer, argmax, crop) while a bare InferenceSession.run gets the float32 input predict
+infer, argmax, crop) while a bare InferenceSession.run (the Segmenter's own session: two
+sessions of one file differ by up to 8 % on the same machine) gets the input predict
 really feeds (the padded size; for unet_valid that includes its context) ready made, and
 fetches what predict fetches (`logits`, or `mask` for a --with-argmax export). The two
 calls run back to back in alternating order, so that load on a shared machine hits both
 alike; the overhead is the median of the per-round ratios predict / bare (wall time), and
 also the ratio of the median process CPU times (all threads; insensitive to other jobs).
+For a default export a third call runs too: the bare run followed by np.argmax, what a
+hand-written loop needs to get the same mask ("predict vs bare + np.argmax").
 Alongside, the host-side parts alone, in thread CPU time: pad + normalise, the argmax
 (+ crop) predict does, and the np.argmax it replaced.
 """
@@ -74,16 +77,16 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int,
     return times
 
 
-def paired(bare: Callable[[], Any], predict: Callable[[], Any],
-           repeats: int) -> dict[str, list[float]]:
-    """bare and predict back to back, in alternating order: wall and process CPU seconds."""
-    times: dict[str, list[float]] = {k: [] for k in ("bare", "predict", "bare_cpu",
-                                                     "predict_cpu")}
+def paired(fns: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """The calls back to back, the order rotating each round: wall and process CPU seconds
+    (key + "_cpu")."""
+    names = list(fns)
+    times: dict[str, list[float]] = {k: [] for n in names for k in (n, n + "_cpu")}
     for r in range(repeats):
-        for name in (("bare", "predict") if r % 2 == 0 else ("predict", "bare")):
-            fn = bare if name == "bare" else predict
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
             t0, c0 = time.perf_counter(), time.process_time()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t0)
             times[name + "_cpu"].append(time.process_time() - c0)
     return times
@@ -91,7 +94,6 @@ def paired(bare: Callable[[], Any], predict: Callable[[], Any],
 
 def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One model: bare run vs predict (wall, interleaved) and the host parts (CPU time)."""
-    import onnxruntime as ort
 
     from segdeploy.runtime import Segmenter
     from segdeploy.runtime.preprocess import (
@@ -116,18 +118,18 @@ def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
         feeds = {seg.info.input_name: prepare()}
         fetch = seg._mask_name or seg._logits_name
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = args.threads
-        for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
-            opts.add_session_config_entry(key, "0")  # as OnnxRuntimeRunner does by default
-        bare = ort.InferenceSession(str(path), sess_options=opts,
-                                    providers=["CPUExecutionProvider"])
+        # the Segmenter's own session: two sessions of one file differ by up to 8 % here
+        # (memory placement), which is not the Segmenter's cost
+        bare = seg.runner.session
         for _ in range(2):
             bare.run([fetch], feeds)
             seg.predict(image)
         out = bare.run([seg._logits_name], feeds)[0]
-        wall = paired(lambda: bare.run([fetch], feeds), lambda: seg.predict(image),
-                      args.repeats)
+        calls = {"bare": lambda: bare.run([fetch], feeds), "predict": lambda: seg.predict(image)}
+        if not seg._mask_name:  # what a hand-written loop needs for the same mask
+            calls["bare_np"] = lambda: np.argmax(bare.run([fetch], feeds)[0], axis=1).astype(
+                np.uint8)
+        wall = paired(calls, args.repeats)
         top, left = layout.top - (padded.shape[1] - out.shape[-2]) // 2, \
             layout.left - (padded.shape[2] - out.shape[-1]) // 2
         crop = out[..., top:top + h, left:left + w]
@@ -144,6 +146,9 @@ def measure_model(path: Path, args: argparse.Namespace) -> dict[str, Any]:
                 "bare_ms": round(med["bare"], 2), "predict_ms": round(med["predict"], 2),
                 "overhead_pct": round((statistics.median(ratios) - 1) * 100, 2),
                 "cpu_overhead_pct": round((med["predict_cpu"] / med["bare_cpu"] - 1) * 100, 2),
+                "vs_bare_np_pct": round((statistics.median(
+                    p / b for p, b in zip(wall["predict"], wall["bare_np"], strict=True)) - 1)
+                    * 100, 2) if "bare_np" in wall else None,
                 **{f"{k}_cpu_ms": round(statistics.median(v) * 1e3, 3)
                    for k, v in host.items()}}
 
@@ -189,14 +194,15 @@ def report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     print(f"image {h}x{w} uint8; {args.repeats} interleaved rounds; {machine}")
     print("| model | classes | model input | bare run ms | predict ms | overhead (paired "
           "median) | CPU-time overhead | pad + normalise (CPU ms) | argmax + crop (CPU ms) | "
-          "np.argmax before (CPU ms) |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+          "np.argmax before (CPU ms) | predict vs bare + np.argmax |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['classes']} | {r['input']} | {r['bare_ms']} | "
               f"{r['predict_ms']} | {r['overhead_pct']:+.1f} % | "
               f"{r['cpu_overhead_pct']:+.1f} % | {r['prepare_cpu_ms']} | "
               f"{'in graph' if r['in_graph'] else r['argmax_cpu_ms']} | "
-              f"{r['np.argmax_cpu_ms']} |")
+              f"{r['np.argmax_cpu_ms']} | "
+              f"{'-' if r['vs_bare_np_pct'] is None else format(r['vs_bare_np_pct'], '+.1f')} |")
     if args.json:
         args.json.write_text(json.dumps({"machine": machine, "repeats": args.repeats,
                                          "rows": rows}, indent=2))

@@ -16,11 +16,11 @@ from segdeploy.bench.backends import (
     Shape,
 )
 from segdeploy.bench.environment import collect_environment
-from segdeploy.bench.interleave import measure_round_robin
 from segdeploy.bench.results import BackendResult, BenchReport, shape_text
 from segdeploy.bench.timing import check_loop_settings, summarize, trust_warnings
 from segdeploy.dims import parse_dims
 from segdeploy.errors import DeviceError, MissingDependencyError, SegdeployError, UsageError
+from segdeploy.interleave import measure_round_robin
 
 #: bench-only entries around the runtime's backend table: the PyTorch baseline and
 #: Segmenter.predict end to end
@@ -170,7 +170,7 @@ def run_bench(backends: Sequence[BenchBackend], shapes: Sequence[Shape], *, warm
     """Open every backend, time them at every shape, close them; collect the environment.
 
     With `interleave` (the default), backends that time through `prepare` run round-robin,
-    one iteration each in turn (bench/interleave.py); backends with their own `measure`
+    one iteration each in turn (segdeploy/interleave.py); backends with their own `measure`
     (TensorRT phase timing) run one after the other. A backend that cannot open (missing
     library, no GPU) is skipped with its reason unless `strict`, in which case its error
     propagates. With `skip_failures` (batch scripts), a SegdeployError while measuring one

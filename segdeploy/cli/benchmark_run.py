@@ -5,7 +5,7 @@ Accuracy: PyTorch (the checkpoint, CPU) predicts the validation images once; eac
 masks come from `Segmenter.predict` on the same images; argmax agreement is against the
 PyTorch masks, mIoU against the labels (`export.int8_gate.judge`), and the status follows
 the precision's gate (`comparison.Thresholds`). Speed: every format that ran, PyTorch
-included, is timed round-robin (`bench.interleave`), one image per call, cycling through the
+included, is timed round-robin (`segdeploy.interleave`), one image per call, cycling through the
 images, so a busy machine slows every row alike.
 """
 
@@ -230,8 +230,8 @@ def _gate_reason(gate: Any, t: Any) -> str:
 
 def _time(ready: list[_Ready], images: list[np.ndarray], options: BenchmarkOptions) -> None:
     """Round-robin timing of every loaded format; p50 ms and images/s into their rows."""
-    from segdeploy.bench.interleave import measure_round_robin
     from segdeploy.bench.timing import summarize
+    from segdeploy.interleave import measure_round_robin
 
     def cycling(predict: Callable[[np.ndarray], np.ndarray]) -> Callable[[], object]:
         feed = itertools.cycle(images)

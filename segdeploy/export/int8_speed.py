@@ -8,8 +8,6 @@ faster unless asked to. The timer is a parameter so tests can stand in a double 
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from segdeploy.errors import SegdeployError
+from segdeploy.interleave import measure_round_robin
 from segdeploy.machine import cpu_model
 
 #: rounds of the interleaved timing (each round runs FP32 and INT8 once, alternating the order)
@@ -64,17 +63,12 @@ def _session(path: Path, threads: int | None) -> Any:
 def ort_speed(fp32: Path, int8: Path, feeds: dict[str, np.ndarray], threads: int | None,
               rounds: int = SPEED_ROUNDS) -> SpeedCheck:
     """Median ONNX Runtime CPU latency of both files, interleaved (alternating which goes first)."""
-    sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
-    times: dict[str, list[float]] = {k: [] for k in sessions}
-    for s in sessions.values():  # warm-up: allocations, kernels picked
-        s.run(None, feeds)
-    for r in range(rounds):
-        for key in (("fp32", "int8") if r % 2 == 0 else ("int8", "fp32")):
-            t0 = time.perf_counter()
-            sessions[key].run(None, feeds)
-            times[key].append(1e3 * (time.perf_counter() - t0))
+    fp32_run, int8_run = (_session(path, threads) for path in (fp32, int8))
+    fp32_s, int8_s = measure_round_robin(
+        [lambda: fp32_run.run(None, feeds), lambda: int8_run.run(None, feeds)],
+        warmup=1, iterations=rounds, duration=None, rotate=True)
     shape = next(iter(feeds.values())).shape
-    return SpeedCheck(statistics.median(times["fp32"]), statistics.median(times["int8"]),
+    return SpeedCheck(1e3 * float(np.median(fp32_s)), 1e3 * float(np.median(int8_s)),
                       cpu_model(), tuple(int(d) for d in shape))
 
 

@@ -25,7 +25,8 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("segdeploy", "artifact_kind", "onnx_wire", "artifacts", "atomic",
                      "comparison", "digest", "dims", "overlays",
                      "errors", "fieldcheck", "geometry", "geotiff", "imaging", "locking",
-                     "machine", "manifest", "metrics", "onnx_metadata", "onnx_precision",
+                     "interleave", "machine", "manifest", "metrics", "onnx_metadata",
+                     "onnx_precision",
                      "precision", "volumes"), 0),
 }
 #: allowed edges between two parts of one layer (core modules import each other freely)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segdeploy.bench.cpu_features import cpu_class, cpu_extensions, cpu_flags
-from segdeploy.bench.interleave import measure_round_robin
+from segdeploy.interleave import measure_round_robin
 
 
 def test_round_robin_alternates_and_counts() -> None:
@@ -11,6 +11,15 @@ def test_round_robin_alternates_and_counts() -> None:
     fns = [lambda: calls.append("a"), lambda: calls.append("b")]
     samples = measure_round_robin(fns, warmup=1, iterations=3, duration=None)
     assert calls == ["a", "b"] * 4 and [len(s) for s in samples] == [3, 3]
+
+
+def test_round_robin_rotate_starts_each_round_one_later() -> None:
+    """quantize's INT8-vs-FP32 timing: neither file always runs right after the other."""
+    calls: list[str] = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
+    samples = measure_round_robin(fns, warmup=0, iterations=4, duration=None, rotate=True)
+    assert "".join(calls) == "abc" "bca" "cab" "abc"
+    assert [len(s) for s in samples] == [4, 4, 4]
 
 
 def test_round_robin_duration_waits_for_every_backend() -> None:

@@ -2,7 +2,8 @@
 
 On a shared machine, timing backend A for ten seconds and then B for ten lets a neighbour's
 job land on one of them only; interleaving per iteration makes the ratios hold even when
-absolute times drift. `segdeploy bench` does this by default (`--sequential` to turn it off).
+absolute times drift. `segdeploy bench` does this by default (`--sequential` to turn it off),
+and `quantize` times its INT8 file against FP32 with it (core: export may not import bench).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ def measure_round_robin(fns: Sequence[Callable[[], object]], *, warmup: int,
                         iterations: int | None, duration: float | None,
                         min_iterations: int = 1, on_round: RoundHook | None = None,
                         clock: Callable[[], float] | None = None,
-                        max_iterations: int = 1_000_000) -> list[np.ndarray]:
+                        max_iterations: int = 1_000_000,
+                        rotate: bool = False) -> list[np.ndarray]:
     """Samples in seconds per fn: `warmup` untimed rounds, then timed rounds until
-    `iterations` rounds, or until every fn has `duration` seconds and `min_iterations`."""
+    `iterations` rounds, or until every fn has `duration` seconds and `min_iterations`.
+    `rotate`: each round starts one fn later, so none always runs right after another."""
     import time
 
     clock = time.perf_counter if clock is None else clock
@@ -32,8 +35,11 @@ def measure_round_robin(fns: Sequence[Callable[[], object]], *, warmup: int,
     samples: list[list[float]] = [[] for _ in fns]
     spent = [0.0] * len(fns)
     rounds = 0
+    order = list(range(len(fns)))
     while True:
-        for i, fn in enumerate(fns):
+        start = rounds % len(fns) if rotate else 0
+        for i in order[start:] + order[:start]:
+            fn = fns[i]
             t0 = clock()
             fn()
             dt = clock() - t0
