@@ -14,6 +14,10 @@ decoder map to the input's H, W; OpenVINO reads that shape from the last full-si
 convolution instead, whose output FakeQuantize then stays unfused, and that separate
 FakeQuantize loses the convolution's bias (tests/runtime/qdq_unet_graph.py rebuilds the
 pattern without torch). At a fixed size the shape is a constant and the fusion happens.
+
+Large-stride ConvTransposes (FCN's x8 / x32 upsamplers) are read as sub-pixel convolutions
+(runtime/subpixel.py): OpenVINO's two-thread ConvolutionBackpropData is 12x slower than one
+thread on FCN-8s's at 394x466.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 from segdeploy.errors import ArtifactError, InputError, UsageError, first_line, require
 from segdeploy.runtime.device_arrays import DeviceView
 from segdeploy.runtime.runner import Runner, TensorSpec
+from segdeploy.runtime.subpixel import rewritten_onnx
 
 PRECISIONS = ("auto", "fp32", "bf16")
 _HINTS = {"fp32": "f32", "bf16": "bf16"}
@@ -83,13 +88,18 @@ class OpenVINORunner(Runner):
         self._static: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._core: Any = None
         self._config: dict[str, Any] = {}
+        self.subpixel_rewrites = 0
 
     def _activate(self) -> None:
         refuse_wrong_flavour(self.path)
         ov = require_openvino()
         core = ov.Core()
+        rewritten = rewritten_onnx(self.path)
+        #: large-stride ConvTransposes run as sub-pixel convolutions (runtime/subpixel.py)
+        self.subpixel_rewrites = rewritten[1] if rewritten else 0
         try:
-            model = core.read_model(str(self.path))
+            model = (core.read_model(rewritten[0], b"") if rewritten
+                     else core.read_model(str(self.path)))
         except RuntimeError as exc:
             raise ArtifactError(f"OpenVINO could not read {self.path} ({first_line(exc)})",
                                 expected="a complete, valid ONNX file",

@@ -1,0 +1,165 @@
+"""Large-stride ConvTranspose as Conv + DepthToSpace + Slice, for OpenVINO only.
+
+OpenVINO 2026.4's CPU plugin runs FCN's x8 upsampler (ConvTranspose, kernel 16, stride 8,
+3 classes) at 394x466 in 25 ms with two threads and in 1.9 ms with one: at that size its
+two-thread ConvolutionBackpropData is 12x slower than one thread, and it was 72 % of the INT8
+FCN-8s run (BENCHMARKS.md). The same layer written as a sub-pixel convolution (a
+ceil(kernel/stride)-tap Conv to stride*stride*C channels, DepthToSpace, then the pads cut
+off) computes the same sums in another order: 0.5 ms there, the whole INT8 run 34 -> 9 ms.
+
+Exactly which ConvTranspose: 2-D, one group, no dilation or output padding, explicit pads,
+the same stride s >= MIN_STRIDE on both axes, a kernel that is a multiple of s, and a
+constant weight (an initializer, or a DequantizeLinear of one: its float value is used, as
+OpenVINO ran that layer in float anyway). Everything else is left as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: rewrite upsamplers of at least this stride (FCN's x8 / x32 heads; U-Net's x2 are fine)
+MIN_STRIDE = 4
+
+
+def rewrite_conv_transposes(model: Any) -> int:
+    """Rewrite the large-stride ConvTransposes of an onnx ModelProto in place; how many."""
+    graph = model.graph
+    done = 0
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if node.op_type != "ConvTranspose":
+            continue
+        plan = _plan(graph, node)
+        if plan is None:
+            continue
+        nodes, initializers = _subpixel_nodes(node, *plan)
+        del graph.node[index]
+        for offset, new in enumerate(nodes):
+            graph.node.insert(index + offset, new)
+        graph.initializer.extend(initializers)
+        done += 1
+    return done
+
+
+def _plan(graph: Any, node: Any) -> tuple[int, list[int], np.ndarray, np.ndarray | None] | None:
+    """(stride, pads, weight, bias) of a ConvTranspose this rewrite covers, else None."""
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    weight = _constant(graph, node.input[1])
+    if weight is None or weight.ndim != 4:
+        return None
+    kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
+    strides = list(attrs.get("strides", [1, 1]))
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    if (attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+            or any(attrs.get("output_padding", [0, 0])) or "output_shape" in attrs
+            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or len(strides) != 2 or strides[0] != strides[1] or strides[0] < MIN_STRIDE
+            or kernel != list(weight.shape[2:]) or kernel[0] != kernel[1]
+            or kernel[0] % strides[0] or len(pads) != 4):
+        return None
+    bias = None
+    if len(node.input) > 2 and node.input[2]:
+        bias = _constant(graph, node.input[2])
+        if bias is None:
+            return None
+    return strides[0], pads, weight, bias
+
+
+def _constant(graph: Any, name: str) -> np.ndarray | None:
+    """The float value of an initializer, or of a DequantizeLinear of initializers."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    if name in inits:
+        return numpy_helper.to_array(inits[name]).astype(np.float32)
+    producer = next((n for n in graph.node if name in n.output), None)
+    if producer is None or producer.op_type != "DequantizeLinear" or any(
+            i and i not in inits for i in producer.input):
+        return None
+    q, scale = (numpy_helper.to_array(inits[i]) for i in producer.input[:2])
+    zero = (numpy_helper.to_array(inits[producer.input[2]]) if len(producer.input) > 2
+            and producer.input[2] else np.zeros((), np.int32))
+    axis = next((a.i for a in producer.attribute if a.name == "axis"), 1)
+    if any(a.name == "block_size" and a.i for a in producer.attribute):
+        return None
+    if scale.ndim:  # per-axis: broadcast along `axis`
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        scale, zero = scale.reshape(shape), np.reshape(zero, shape) if zero.ndim else zero
+    return ((q.astype(np.float32) - zero.astype(np.float32)) * scale.astype(np.float32))
+
+
+def _subpixel_nodes(node: Any, stride: int, pads: list[int], weight: np.ndarray,
+                    bias: np.ndarray | None) -> tuple[list[Any], list[Any]]:
+    """Pad by taps-1, a taps x taps Conv to stride^2 * C_out channels (channel
+    (ry * s + rx) * C_out + o holds output pixel (q*s + ry, p*s + rx) of class o),
+    DepthToSpace (DCR) and a Slice that removes the ConvTranspose's pads."""
+    from onnx import helper, numpy_helper
+
+    s = stride
+    c_in, c_out, k, _ = weight.shape
+    taps = k // s
+    # output row y + pad = q*s + r takes input rows q - j with kernel row r + j*s; the
+    # Conv's tap d reads input row q - (taps - 1) + d, so j = taps - 1 - d
+    w = weight.reshape(c_in, c_out, taps, s, taps, s)[:, :, ::-1, :, ::-1, :]
+    conv_w = np.ascontiguousarray(w.transpose(3, 5, 1, 0, 2, 4).reshape(
+        s * s * c_out, c_in, taps, taps))
+    name = (node.name or node.output[0]) + "/subpixel"
+    conv_inputs = [node.input[0], f"{name}/W"]
+    initializers = [numpy_helper.from_array(conv_w, f"{name}/W"),
+                    numpy_helper.from_array(np.array([2], np.int64), f"{name}/hw_from"),
+                    numpy_helper.from_array(np.array([4], np.int64), f"{name}/hw_to"),
+                    numpy_helper.from_array(np.array(pads[:2], np.int64), f"{name}/begin"),
+                    numpy_helper.from_array(np.array(pads[2:], np.int64), f"{name}/end_pads"),
+                    numpy_helper.from_array(np.array([2, 3], np.int64), f"{name}/axes")]
+    if bias is not None:
+        conv_inputs.append(f"{name}/B")
+        initializers.append(numpy_helper.from_array(
+            np.tile(bias.astype(np.float32), s * s), f"{name}/B"))
+    pad = taps - 1
+    nodes = [
+        helper.make_node("Conv", conv_inputs, [f"{name}/conv"], name=f"{name}/conv",
+                         kernel_shape=[taps, taps], pads=[pad] * 4),
+        helper.make_node("DepthToSpace", [f"{name}/conv"], [f"{name}/full"],
+                         name=f"{name}/d2s", blocksize=s, mode="DCR"),
+        helper.make_node("Shape", [f"{name}/full"], [f"{name}/shape"], name=f"{name}/shape"),
+        helper.make_node("Slice", [f"{name}/shape", f"{name}/hw_from", f"{name}/hw_to"],
+                         [f"{name}/hw"], name=f"{name}/hw"),
+        helper.make_node("Sub", [f"{name}/hw", f"{name}/end_pads"], [f"{name}/end"],
+                         name=f"{name}/end"),
+        helper.make_node("Slice", [f"{name}/full", f"{name}/begin", f"{name}/end",
+                                   f"{name}/axes"], [node.output[0]], name=f"{name}/crop"),
+    ]
+    return nodes, initializers
+
+
+def rewritten_onnx(path: Path) -> tuple[bytes, int] | None:
+    """The file's bytes with its large-stride ConvTransposes rewritten and how many, or None
+    where there is nothing to rewrite (a byte scan decides without loading the weights) or
+    the onnx package is missing (the `openvino` extra installs it)."""
+    from segdeploy.onnx_wire import NotOnnxError, scan_graph
+
+    try:
+        with path.open("rb") as fh:
+            graph = scan_graph(fh, path.stat().st_size)
+    except (OSError, NotOnnxError):
+        return None
+    if not any(n.op_type == "ConvTranspose" and not n.domain for n in graph.nodes):
+        return None
+    try:
+        import onnx
+    except ImportError:
+        return None
+    model = onnx.load(str(path))
+    count = rewrite_conv_transposes(model)
+    if not count:
+        return None
+    try:
+        return model.SerializeToString(), count
+    except ValueError:  # over protobuf's 2 GB: OpenVINO reads the file as it is
+        return None
