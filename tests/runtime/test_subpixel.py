@@ -17,18 +17,23 @@ from segdeploy.runtime.subpixel import rewrite_conv_transposes, rewritten_onnx  
 
 
 def _deconv_graph(c_in: int, c_out: int, kernel: int, stride: int, pads: list[int], *,
-                  bias: bool = False, quantized_weight: bool = False, group: int = 1,
+                  bias: bool = False, quantized_weight: int | None = None, group: int = 1,
                   output_padding: int = 0) -> onnx.ModelProto:
     rng = np.random.default_rng(kernel * 31 + stride)
     w = rng.standard_normal((c_in, c_out // group, kernel, kernel)).astype(np.float32)
     inits = []
     nodes = []
-    if quantized_weight:  # per-output-channel int8, as quantize_static writes ConvTranspose
-        scale = (np.abs(w).max(axis=(0, 2, 3)) / 127).astype(np.float32)
-        q = np.round(w / scale[None, :, None, None]).astype(np.int8)
+    if quantized_weight is not None:  # per-channel int8 on that axis (1: quantize_static's)
+        axis = quantized_weight
+        others = tuple(a for a in range(4) if a != axis)
+        scale = (np.abs(w).max(axis=others) / 127).astype(np.float32)
+        shape = [1, 1, 1, 1]
+        shape[axis] = -1
+        q = np.round(w / scale.reshape(shape)).astype(np.int8)
         inits += [numpy_helper.from_array(q, "Wq"), numpy_helper.from_array(scale, "Ws"),
-                  numpy_helper.from_array(np.zeros(c_out, np.int8), "Wz")]
-        nodes.append(helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"], axis=1))
+                  numpy_helper.from_array(np.zeros(w.shape[axis], np.int8), "Wz")]
+        nodes.append(helper.make_node("DequantizeLinear", ["Wq", "Ws", "Wz"], ["W"],
+                                      axis=axis))
     else:
         inits.append(numpy_helper.from_array(w, "W"))
     inputs = ["x", "W"]
@@ -55,10 +60,11 @@ def _run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "kernel", "stride", "pads", "bias", "dq"), [
-    (3, 3, 16, 8, [0, 0, 0, 0], False, False),      # FCN-8s's upscore8 (paper padding)
-    (21, 21, 64, 32, [16, 16, 16, 16], False, False),  # fcn_resnet18's x32 head
-    (5, 7, 12, 4, [1, 2, 3, 0], True, False),       # 3 taps, uneven pads, a bias
-    (4, 6, 8, 4, [2, 2, 2, 2], False, True),        # a DequantizeLinear weight (INT8 file)
+    (3, 3, 16, 8, [0, 0, 0, 0], False, None),      # FCN-8s's upscore8 (paper padding)
+    (21, 21, 64, 32, [16, 16, 16, 16], False, None),  # fcn_resnet18's x32 head
+    (5, 7, 12, 4, [1, 2, 3, 0], True, None),       # 3 taps, uneven pads, a bias
+    (4, 6, 8, 4, [2, 2, 2, 2], False, 1),          # INT8 weight per output channel
+    (4, 6, 8, 4, [2, 2, 2, 2], True, 0),           # INT8 weight per input channel
 ])
 def test_rewrite_computes_the_same_output(c_in, c_out, kernel, stride, pads, bias, dq) -> None:
     model = _deconv_graph(c_in, c_out, kernel, stride, pads, bias=bias, quantized_weight=dq)
@@ -67,7 +73,16 @@ def test_rewrite_computes_the_same_output(c_in, c_out, kernel, stride, pads, bia
     rewritten = onnx.ModelProto()
     rewritten.CopyFrom(model)
     assert rewrite_conv_transposes(rewritten) == 1
-    assert "ConvTranspose" not in {n.op_type for n in rewritten.graph.node}
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert "ConvTranspose" not in ops and ops.count("DequantizeLinear") == (dq is not None)
+    names = {i.name for i in rewritten.graph.initializer}
+    assert not names & {"W", "Wq", "Ws", "Wz"}  # the old weight is gone with its node
+    if dq is not None:  # the Conv's weight stays int8 behind its own DequantizeLinear
+        conv = next(n for n in rewritten.graph.node if n.op_type == "Conv")
+        producer = next(n for n in rewritten.graph.node if conv.input[1] in n.output)
+        assert producer.op_type == "DequantizeLinear"
+        assert numpy_helper.to_array(next(
+            i for i in rewritten.graph.initializer if i.name == producer.input[0])).dtype == np.int8
     onnx.checker.check_model(rewritten)
     got = _run(rewritten, x)
     assert got.shape == expected.shape
