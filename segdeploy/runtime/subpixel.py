@@ -70,8 +70,10 @@ def _drop_unused(graph: Any) -> None:
         graph.initializer.extend(keep)
 
 
-def _plan(graph: Any, node: Any) -> tuple[int, list[int], _Weight, np.ndarray | None] | None:
-    """(stride, pads, weight, bias) of a ConvTranspose this rewrite covers, else None."""
+def _plan(graph: Any, node: Any) -> tuple[int, list[int], _Weight, np.ndarray | None,
+                                          list[str] | None] | None:
+    """(stride, pads, weight, bias, the inputs of the QuantizeLinear that quantizes its
+    output) of a ConvTranspose this rewrite covers, else None."""
     from onnx import helper
 
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -93,7 +95,21 @@ def _plan(graph: Any, node: Any) -> tuple[int, list[int], _Weight, np.ndarray | 
         if (constant := _constant(graph, node.input[2])) is None:
             return None
         bias = constant.value
-    return strides[0], pads, weight, bias
+    return strides[0], pads, weight, bias, _output_quantizer(graph, node.output[0])
+
+
+def _output_quantizer(graph: Any, name: str) -> list[str] | None:
+    """The inputs (scale, zero point) of the per-tensor QuantizeLinear that is the tensor's
+    only consumer, else None."""
+    from onnx import numpy_helper
+
+    consumers = [n for n in graph.node if name in n.input]
+    inits = {i.name: i for i in graph.initializer}
+    if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear" or any(
+            i and (i not in inits or numpy_helper.to_array(inits[i]).size != 1)
+            for i in consumers[0].input[1:]):
+        return None
+    return list(consumers[0].input[1:])
 
 
 @dataclass(frozen=True)
@@ -144,12 +160,17 @@ def _arrange(weight: np.ndarray, stride: int) -> np.ndarray:
 
 
 def _subpixel_nodes(node: Any, stride: int, pads: list[int], weight: _Weight,
-                    bias: np.ndarray | None) -> tuple[list[Any], list[Any]]:
+                    bias: np.ndarray | None,
+                    quantizer: list[str] | None) -> tuple[list[Any], list[Any]]:
     """Pad by taps-1, a taps x taps Conv to stride^2 * C_out channels (channel
     (ry * s + rx) * C_out + o holds output pixel (q*s + ry, p*s + rx) of class o),
     DepthToSpace (DCR) and a Slice that removes the ConvTranspose's pads. A quantized weight
     stays quantized (its DequantizeLinear rearranged), so OpenVINO runs the Conv in int8
-    like the graph's other quantized layers."""
+    like the graph's other quantized layers. Where the output is quantized (per tensor), the
+    Conv's output is quantized and dequantized with the same parameters as well, a no-op on
+    values (quantizing twice on one grid gives the same integers) that lets OpenVINO fuse the
+    quantization into the Conv: without it the int8 Conv wrote bf16 under the bf16 hint and
+    the rounding before the quantization cost FCN-8s 0.2 % agreement and 0.3 mIoU at x2."""
     from onnx import helper, numpy_helper
 
     s = stride
@@ -184,8 +205,15 @@ def _subpixel_nodes(node: Any, stride: int, pads: list[int], weight: _Weight,
     pad = taps - 1
     nodes.append(helper.make_node("Conv", conv_inputs, [f"{name}/conv"], name=f"{name}/conv",
                                   kernel_shape=[taps, taps], pads=[pad] * 4))
+    fine = f"{name}/conv"
+    if quantizer is not None:
+        fine = f"{name}/conv_dq"
+        nodes += [helper.make_node("QuantizeLinear", [f"{name}/conv", *quantizer],
+                                   [f"{name}/conv_q"], name=f"{name}/quantize"),
+                  helper.make_node("DequantizeLinear", [f"{name}/conv_q", *quantizer],
+                                   [fine], name=f"{name}/dequantize_out")]
     nodes += [
-        helper.make_node("DepthToSpace", [f"{name}/conv"], [f"{name}/full"],
+        helper.make_node("DepthToSpace", [fine], [f"{name}/full"],
                          name=f"{name}/d2s", blocksize=s, mode="DCR"),
         helper.make_node("Shape", [f"{name}/full"], [f"{name}/shape"], name=f"{name}/shape"),
         helper.make_node("Slice", [f"{name}/shape", f"{name}/hw_from", f"{name}/hw_to"],
