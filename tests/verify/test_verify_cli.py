@@ -4,13 +4,11 @@ engine whose weights were perturbed, refuses an engine of another model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import numpy_helper  # noqa: E402
+from onnx_edits import noisy_last_conv  # noqa: E402
 
 from segdeploy.cli.main import main  # noqa: E402
 
@@ -25,18 +23,6 @@ def _verify(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
         code = int(exc.code or 0)
     out = capsys.readouterr()
     return code, out.out + out.err
-
-
-def _perturbed(src: Path, dst: Path) -> Path:
-    """The same graph and metadata with the last convolution's weights scrambled."""
-    model = onnx.load(str(src))
-    conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
-    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
-    w = numpy_helper.to_array(init)
-    noise = np.random.default_rng(0).standard_normal(w.shape).astype(w.dtype)
-    init.CopyFrom(numpy_helper.from_array(w + noise * np.abs(w).mean() * 3, init.name))
-    onnx.save(model, str(dst))
-    return dst
 
 
 def test_verify_passes_on_fp32_export(brain_checkpoint, brain_onnx, tmp_path, capsys) -> None:
@@ -71,7 +57,7 @@ def test_verify_fp16_uses_fp16_thresholds(brain_checkpoint, brain_onnx, tmp_path
 
 def test_verify_exits_1_when_the_engine_disagrees(brain_checkpoint, brain_onnx, tmp_path,
                                                   capsys) -> None:
-    bad = _perturbed(brain_onnx[0], tmp_path / "perturbed.onnx")
+    bad = noisy_last_conv(brain_onnx[0], tmp_path / "perturbed.onnx", 3)
     report = tmp_path / "bad.json"
     code, out = _verify(capsys, str(brain_checkpoint), "--engine", str(bad), "--sizes", SIZES,
                         "--json", str(report))
@@ -84,7 +70,7 @@ def test_verify_exits_1_when_the_engine_disagrees(brain_checkpoint, brain_onnx, 
 
 def test_verify_user_threshold_can_accept_a_loss(brain_checkpoint, brain_onnx, tmp_path,
                                                  capsys) -> None:
-    bad = _perturbed(brain_onnx[0], tmp_path / "perturbed.onnx")
+    bad = noisy_last_conv(brain_onnx[0], tmp_path / "perturbed.onnx", 3)
     code, out = _verify(capsys, str(brain_checkpoint), "--engine", str(bad), "--sizes",
                         "97x131", "--min-agreement", "0")
     assert code == 0, out

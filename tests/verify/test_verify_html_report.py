@@ -13,7 +13,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from chromium_page import MISSING, find_chromium, render  # noqa: E402
 from cli_run import run_cli  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+from onnx_edits import noisy_last_conv  # noqa: E402
 
 from segdeploy.cli.main import main  # noqa: E402
 
@@ -21,19 +21,6 @@ from segdeploy.cli.main import main  # noqa: E402
 SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "reports" / "verify-report.png"
 IMAGES = 3
 SIZES = "97x131,129x161"
-
-
-def _nudged(src: Path, dst: Path) -> Path:
-    """The same graph and metadata, the last convolution's weights with a little noise: some
-    pixels near class borders change, as after a lossy conversion."""
-    model = onnx.load(str(src))
-    conv = [n for n in model.graph.node if n.op_type == "Conv"][-1]
-    init = next(i for i in model.graph.initializer if i.name == conv.input[1])
-    w = numpy_helper.to_array(init)
-    noise = np.random.default_rng(0).standard_normal(w.shape).astype(w.dtype)
-    init.CopyFrom(numpy_helper.from_array(w + noise * np.abs(w).mean() * 0.5, init.name))
-    onnx.save(model, str(dst))
-    return dst
 
 
 def _exit_code(argv: list[str]) -> int:
@@ -48,7 +35,7 @@ def _exit_code(argv: list[str]) -> int:
 def failing_page(brain_checkpoint, brain_onnx, tmp_path_factory) -> Path:
     """The page of a verify that fails (written before the command exits 1)."""
     folder = tmp_path_factory.mktemp("verify_report")
-    engine = _nudged(brain_onnx[0], folder / "nudged.onnx")
+    engine = noisy_last_conv(brain_onnx[0], folder / "nudged.onnx", 0.5)
     page = folder / "verify.html"
     code = _exit_code(["verify", str(brain_checkpoint), "--engine", str(engine), "--sizes",
                        SIZES, "--max-images", "4", "--report-images", str(IMAGES),
