@@ -33,6 +33,7 @@ import numpy as np
 
 from segdeploy.errors import ArtifactError, InputError, UsageError, first_line, require
 from segdeploy.runtime.device_arrays import DeviceView
+from segdeploy.runtime.qdq_types import QdqTypes, classify, wire_graph
 from segdeploy.runtime.runner import Runner, TensorSpec
 from segdeploy.runtime.subpixel import rewritten_onnx
 
@@ -93,10 +94,11 @@ class OpenVINORunner(Runner):
         self.subpixel_rewrites = 0
 
     def _activate(self) -> None:
-        refuse_wrong_flavour(self.path)
+        graph = wire_graph(self.path)  # read once: the flavour and the ConvTransposes
+        refuse_wrong_flavour(self.path, classify(graph))
         ov = require_openvino()
         core = ov.Core()
-        rewritten = rewritten_onnx(self.path)
+        rewritten = rewritten_onnx(self.path, graph)
         #: large-stride ConvTransposes run as sub-pixel convolutions (runtime/subpixel.py)
         self.subpixel_rewrites = rewritten[1] if rewritten else 0
         try:
@@ -188,12 +190,9 @@ class OpenVINORunner(Runner):
         return {n: request.get_tensor(n).data.copy() for n in output_names}
 
 
-def refuse_wrong_flavour(path: Path) -> None:
+def refuse_wrong_flavour(path: Path, types: QdqTypes | None) -> None:
     """An INT8 file of a QDQ flavour OpenVINO mis-runs (S8S8, U8U8: runtime/qdq_types.py)
     is an ArtifactError before OpenVINO reads it."""
-    from segdeploy.runtime.qdq_types import qdq_types
-
-    types = qdq_types(path)
     if types is not None and not types.openvino_runs_right:
         raise ArtifactError(
             f"OpenVINO does not run {types.label} INT8 files right ({path.name}: "

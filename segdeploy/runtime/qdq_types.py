@@ -75,16 +75,21 @@ def classify(graph: WireGraph) -> QdqTypes | None:
     return QdqTypes(frozenset(activations), frozenset(weights)) if found else None
 
 
-def qdq_types(path: str | os.PathLike[str]) -> QdqTypes | None:
-    """The QDQ types of an ONNX file (None: no QDQ nodes); ArtifactError for other bytes."""
+def wire_graph(path: str | os.PathLike[str]) -> WireGraph:
+    """The file's nodes and initializer types (onnx_wire.scan_graph); ArtifactError for a
+    file that cannot be read or is no ONNX model."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
-            graph = scan_graph(fh, path.stat().st_size)
+            return scan_graph(fh, path.stat().st_size)
     except OSError as exc:
         raise ArtifactError(f"cannot read {path} ({exc.strerror or exc})",
                             fix="check the path and its permissions") from None
     except NotOnnxError as exc:
         raise ArtifactError(f"{path} is not a complete ONNX model ({exc})",
                             fix="`segdeploy info FILE` says what the file is") from None
-    return classify(graph)
+
+
+def qdq_types(path: str | os.PathLike[str]) -> QdqTypes | None:
+    """The QDQ types of an ONNX file (None: no QDQ nodes); ArtifactError for other bytes."""
+    return classify(wire_graph(path))

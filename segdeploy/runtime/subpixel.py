@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from segdeploy.onnx_wire import WireGraph
+
 #: rewrite upsamplers of at least this stride (FCN's x8 / x32 heads; U-Net's x2 ones and
 #: FCN's x2 ones were not slow)
 MIN_STRIDE = 4
@@ -227,17 +229,10 @@ def _subpixel_nodes(node: Any, stride: int, pads: list[int], weight: _Weight,
     return nodes, initializers
 
 
-def rewritten_onnx(path: Path) -> tuple[bytes, int] | None:
+def rewritten_onnx(path: Path, graph: WireGraph) -> tuple[bytes, int] | None:
     """The file's bytes with its large-stride ConvTransposes rewritten and how many, or None
-    where there is nothing to rewrite (a byte scan decides without loading the weights) or
-    the onnx package is missing (the `openvino` extra installs it)."""
-    from segdeploy.onnx_wire import NotOnnxError, scan_graph
-
-    try:
-        with path.open("rb") as fh:
-            graph = scan_graph(fh, path.stat().st_size)
-    except (OSError, NotOnnxError):
-        return None
+    where there is nothing to rewrite (`graph`, the file's byte scan, decides without loading
+    the weights) or the onnx package is missing (the `openvino` extra installs it)."""
     if not any(n.op_type == "ConvTranspose" and not n.domain for n in graph.nodes):
         return None
     try:

@@ -13,6 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+from segdeploy.errors import ArtifactError  # noqa: E402
+from segdeploy.runtime.qdq_types import wire_graph  # noqa: E402
 from segdeploy.runtime.subpixel import rewrite_conv_transposes, rewritten_onnx  # noqa: E402
 
 
@@ -110,11 +112,12 @@ def test_rewritten_onnx_skips_files_without_conv_transpose(tmp_path: Path) -> No
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])]),
         opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(plain, str(tmp_path / "relu.onnx"))
-    assert rewritten_onnx(tmp_path / "relu.onnx") is None
+    assert rewritten_onnx(tmp_path / "relu.onnx", wire_graph(tmp_path / "relu.onnx")) is None
     (tmp_path / "junk.onnx").write_bytes(b"\xff\xff not a model")
-    assert rewritten_onnx(tmp_path / "junk.onnx") is None
+    with pytest.raises(ArtifactError):  # the runner reads the file's graph once, first
+        wire_graph(tmp_path / "junk.onnx")
     onnx.save(_deconv_graph(3, 3, 16, 8, [0, 0, 0, 0]), str(tmp_path / "up.onnx"))
-    data, count = rewritten_onnx(tmp_path / "up.onnx")
+    data, count = rewritten_onnx(tmp_path / "up.onnx", wire_graph(tmp_path / "up.onnx"))
     assert count == 1 and onnx.load_from_string(data).graph.node[0].op_type == "Conv"
 
 
