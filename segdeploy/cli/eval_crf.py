@@ -14,14 +14,9 @@ class CRFScoring:
 
     def __init__(self, card: Any, notify: Any) -> None:
         from segdeploy.metrics import BoundaryF, ConfusionMatrix
-        from segdeploy.runtime.crf import CRFParams, card_params
+        from segdeploy.runtime.segmenter_crf import card_or_defaults
 
-        tuned = card_params(card.crf)
-        self.params = tuned or CRFParams()
-        if tuned is None:
-            notify(f"{card.arch}'s card holds no tuned CRF parameters: using DeepLab v2's "
-                   f"defaults ({self.params.describe()}); `segdeploy crf-tune MODEL.onnx` "
-                   "tunes them on an exported model")
+        self.params = card_or_defaults(card, notify)
         self.threshold = card.threshold
         k = card.num_classes
         self.cm = ConfusionMatrix(k)

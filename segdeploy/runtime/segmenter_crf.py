@@ -9,6 +9,7 @@ DeepLab v2's defaults with a one-time notice; a `CRFParams` is used as given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,16 @@ class CRFNotice(UserWarning):
     is missing (the numpy one runs)."""
 
 
-def default_note(seg: Any) -> str:
-    return (f"{seg.card.arch} has no tuned CRF parameters in its card: using DeepLab v2's "
-            f"defaults ({CRFParams().describe()}); `segdeploy crf-tune MODEL --data DATA` "
-            "tunes them for this model")
+def card_or_defaults(card: Any, tell: Callable[[str], None]) -> CRFParams:
+    """The CRF parameters tuned for this model (its card's), else DeepLab v2's defaults with
+    a note to `tell` saying how to tune them (predict's and eval's)."""
+    tuned = card_params(card.crf)
+    if tuned is not None:
+        return tuned
+    tell(f"{card.arch} has no tuned CRF parameters in its card: using DeepLab v2's defaults "
+         f"({CRFParams().describe()}); `segdeploy crf-tune MODEL --data DATA` (an exported "
+         ".onnx or .plan) tunes them for this model")
+    return CRFParams()
 
 
 def resolve(seg: Any, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
@@ -38,11 +45,8 @@ def resolve(seg: Any, crf: bool | CRFParams | dict[str, Any]) -> CRFParams:
         return CRFParams.from_dict(crf)
     if crf is not True:
         raise UsageError(f"crf={crf!r}", expected="True, a CRFParams or a dict of them")
-    tuned = card_params(seg.card.crf)
-    if tuned is not None:
-        return tuned
-    seg._tell(default_note(seg), CRFNotice, once="crf defaults")
-    return CRFParams()
+    return card_or_defaults(seg.card, lambda note: seg._tell(note, CRFNotice,
+                                                            once="crf defaults"))
 
 
 def predict_crf(seg: Any, image: Any, crf: bool | CRFParams | dict[str, Any], *,
