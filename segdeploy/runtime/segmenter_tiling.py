@@ -62,7 +62,6 @@ class TilingMixin:
     card: ModelCard
     channels: int
     runner: Runner
-    _told: set[str]
     _memory_measured: bool
     _radius: int | None
     _tile_align: int
@@ -196,13 +195,11 @@ class TilingMixin:
     def _predict_auto_tiled(self, img: np.ndarray) -> np.ndarray:
         """Tiles whose untiled memory fits the budget (one at a time); says so once."""
         tile = self._auto_tile()
-        if "tiling" not in self._told:
-            h, w = img.shape[:2]
-            msg = (f"image {h}x{w} would need about {format_bytes(self.untiled_bytes(1, h, w))}"
+        h, w = img.shape[:2]
+        self._tell(f"image {h}x{w} would need about {format_bytes(self.untiled_bytes(1, h, w))}"
                    f" untiled, above the memory budget of {format_bytes(self.memory_budget)}:"
                    f" segmenting it in overlapping {tile[0]}x{tile[1]} tiles (set "
-                   "memory_budget / --memory-budget to change)")
-            self._tell(msg, AutoTileNotice, once="tiling")
+                   "memory_budget / --memory-budget to change)", AutoTileNotice, once="tiling")
         return self.predict_tiled(img, tile=tile, batch_size=1)
 
     def _auto_tile(self) -> tuple[int, int]:
