@@ -132,11 +132,10 @@ def legend(result: BenchmarkResult) -> str:
 
 def markdown_table(result: BenchmarkResult) -> str:
     """The same table in GitHub markdown (for BENCHMARKS.md)."""
-    lines = ["| " + " | ".join(HEADERS) + " |",
-             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(HEADERS))) + "|"]
-    for row in result.rows:
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells(row)) + " |")
-    return "\n".join(lines)
+    from segdeploy.bench.report import markdown
+
+    return markdown(HEADERS, ([c.replace("|", "/") for c in cells(row)] for row in result.rows),
+                    left=4)
 
 
 def write_json(result: BenchmarkResult, path: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,13 +117,21 @@ def write_json(report: BenchReport, path: str | Path) -> Path:
     return write_json_atomic(path, report.to_dict(with_samples=True))
 
 
+def markdown(headers: Sequence[str], rows: Iterable[Sequence[str]], *, left: int) -> str:
+    """A GitHub-markdown table (for BENCHMARKS.md): the first `left` columns left-aligned,
+    the rest (numbers) right-aligned."""
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if i < left else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def markdown_table(report: BenchReport) -> str:
     """A GitHub-markdown table of the same numbers (for BENCHMARKS.md)."""
-    lines = ["| backend | shape | mean ms | median ms | p90 ms | p99 ms | CV | img/s | speed-up |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report.results:
-        s = r.stats
-        lines.append(f"| {r.backend} | {shape_text(r.shape)} | {_ms(s.mean_ms)} | "
-                     f"{_ms(s.median_ms)} | {_ms(s.p90_ms)} | {_ms(s.p99_ms)} | {s.cv:.1%} | "
-                     f"{s.throughput:.1f} | {r.speedup:.2f}x |")
-    return "\n".join(lines)
+    headers = ("backend", "shape", "mean ms", "median ms", "p90 ms", "p99 ms", "CV", "img/s",
+               "speed-up")
+    return markdown(headers, ([r.backend, shape_text(r.shape), _ms(r.stats.mean_ms),
+                               _ms(r.stats.median_ms), _ms(r.stats.p90_ms),
+                               _ms(r.stats.p99_ms), f"{r.stats.cv:.1%}",
+                               f"{r.stats.throughput:.1f}", f"{r.speedup:.2f}x"]
+                              for r in report.results), left=2)
