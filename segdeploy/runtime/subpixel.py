@@ -26,6 +26,8 @@ from segdeploy.onnx_wire import WireGraph
 #: rewrite upsamplers of at least this stride (FCN's x8 / x32 heads; U-Net's x2 ones and
 #: FCN's x2 ones were not slow)
 MIN_STRIDE = 4
+#: the ONNX domain's names: a ConvTranspose of another domain is left alone
+_ONNX_DOMAINS = ("", "ai.onnx")
 
 
 def rewrite_conv_transposes(model: Any) -> int:
@@ -34,7 +36,7 @@ def rewrite_conv_transposes(model: Any) -> int:
     done = 0
     for index in reversed(range(len(graph.node))):
         node = graph.node[index]
-        if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+        if node.op_type != "ConvTranspose" or node.domain not in _ONNX_DOMAINS:
             continue
         plan = _plan(graph, node)
         if plan is None:
@@ -233,7 +235,7 @@ def rewritten_onnx(path: Path, graph: WireGraph) -> tuple[bytes, int] | None:
     """The file's bytes with its large-stride ConvTransposes rewritten and how many, or None
     where there is nothing to rewrite (`graph`, the file's byte scan, decides without loading
     the weights) or the onnx package is missing (the `openvino` extra installs it)."""
-    if not any(n.op_type == "ConvTranspose" and not n.domain for n in graph.nodes):
+    if not any(n.op_type == "ConvTranspose" and n.domain in _ONNX_DOMAINS for n in graph.nodes):
         return None
     try:
         import onnx
