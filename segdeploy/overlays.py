@@ -28,7 +28,8 @@ def overlay_colour(class_id: int) -> tuple[int, int, int]:
     return int(r), int(g), int(b)
 
 
-def _colours(mask: np.ndarray) -> np.ndarray:
+def mask_colours(mask: np.ndarray) -> np.ndarray:
+    """HxW class ids -> HxWx3 uint8 overlay colours (class 0 gets one too: callers mask it)."""
     ids = np.asarray(mask, dtype=np.int64)
     return OVERLAY_COLOURS[(ids - 1) % len(OVERLAY_COLOURS)]
 
@@ -61,7 +62,7 @@ def draw_overlay(image: np.ndarray, mask: np.ndarray, *, contours: bool = False,
     out = rgb.astype(np.float32)
     mask = np.asarray(mask)
     fg = mask > 0
-    colours = _colours(mask).astype(np.float32)
+    colours = mask_colours(mask).astype(np.float32)
     line = edges(mask) & (fg | _grow(fg))
     if not contours:
         out[fg] = (1 - alpha) * out[fg] + alpha * colours[fg]
@@ -69,7 +70,7 @@ def draw_overlay(image: np.ndarray, mask: np.ndarray, *, contours: bool = False,
     luminance = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     out[ring] = np.where((luminance[ring] > 128)[:, None], 0.0, 255.0)
     own = np.where(fg, mask, _nearest_class(mask))
-    out[line] = _colours(own)[line]
+    out[line] = mask_colours(own)[line]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from segdeploy.imaging import as_hwc_uint8
-from segdeploy.overlays import OVERLAY_COLOURS, overlay_colour
+from segdeploy.overlays import mask_colours, overlay_colour
 
 #: class 0 (background) in a drawn mask
 BACKGROUND = (0, 0, 0)
@@ -38,9 +38,8 @@ def class_colour(class_id: int) -> tuple[int, int, int]:
 
 def mask_rgb(mask: np.ndarray) -> np.ndarray:
     """HxW class ids -> HxWx3 uint8 (class_colour of every pixel)."""
-    ids = np.asarray(mask, dtype=np.int64)
-    out = OVERLAY_COLOURS[(ids - 1) % len(OVERLAY_COLOURS)]
-    out[ids == 0] = BACKGROUND
+    out = mask_colours(mask)
+    out[np.asarray(mask) == 0] = BACKGROUND
     return out
 
 
